@@ -1,0 +1,19 @@
+//! Schema migrations for jobgraph, portable across SQLite and PostgreSQL.
+//!
+//! Every table, column and named index of SPEC.md is created here; the extra
+//! `(…, created_at, id)` indexes exist because keyset pagination orders by
+//! `(created_at, id)` inside a team or a parent (see the README's index table).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_core_tables;
+
+/// Applies jobgraph's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_core_tables::Migration)]
+    }
+}

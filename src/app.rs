@@ -1,0 +1,148 @@
+//! Application assembly: connects the database, builds the schema and the
+//! router, binds the port and serves until a shutdown signal. Tests start
+//! exactly this on port 0.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::{
+    auth::{Authenticator, JwtKeys, jwt},
+    config::{Config, Secret},
+    db,
+    graphql::{self, JobgraphSchema, Services},
+    http,
+    metrics::Metrics,
+};
+
+struct Inner {
+    config: Arc<Config>,
+    db: DatabaseConnection,
+    auth: Arc<Authenticator>,
+    schema: JobgraphSchema,
+    metrics: Arc<Metrics>,
+}
+
+/// Shared, cheaply cloned state of the running service.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.0.db
+    }
+
+    pub fn auth(&self) -> &Authenticator {
+        &self.0.auth
+    }
+
+    pub fn schema(&self) -> &JobgraphSchema {
+        &self.0.schema
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+}
+
+/// The signing key: `JWT_SECRET`, or the embedded default's local key file.
+pub fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
+    match &config.jwt_secret {
+        Some(secret) => Ok(secret.clone()),
+        None => jwt::load_or_create_secret(&config.jwt_secret_file),
+    }
+}
+
+/// A built, bound, not yet serving application.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, migrates when configured to, and binds `config.bind_addr`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let db = db::connect(&config, &metrics).await?;
+        if config.auto_migrate {
+            db::migrate(&db).await?;
+        } else if db::pending_migrations(&db).await? > 0 {
+            anyhow::bail!("the database has pending migrations: run `jobgraph migrate` first");
+        }
+        let auth = Arc::new(Authenticator::new(JwtKeys::new(
+            &jwt_secret(&config)?,
+            config.jwt_ttl,
+        )));
+        let config = Arc::new(config);
+        let schema = graphql::build_schema(Services {
+            db: db.clone(),
+            config: Arc::clone(&config),
+            auth: Arc::clone(&auth),
+        });
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (BIND_ADDR)", config.bind_addr))?;
+        let state = AppState(Arc::new(Inner {
+            config,
+            db,
+            auth,
+            schema,
+            metrics,
+        }));
+        Ok(Self { listener, state })
+    }
+
+    /// Where the server listens (tests bind port 0 and ask).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = http::router(self.state.clone());
+        tracing::info!(addr = %self.listener.local_addr()?, "jobgraph is listening");
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed")?;
+        self.state.db().clone().close().await.ok();
+        tracing::info!("jobgraph stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received: draining in-flight requests");
+}

@@ -1,0 +1,301 @@
+//! Typed settings, read once from the environment at start-up and passed down.
+//!
+//! Every variable has a safe default for the embedded setup (SQLite file,
+//! in-process cache, outbox folder, local resume writer) or fails start-up
+//! with a message that names the variable.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use anyhow::{Context, bail};
+
+/// A string that never prints: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call sites are easy to audit with grep.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where the service keeps its data and which limits it enforces.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `BIND_ADDR`: where the HTTP server listens (default `127.0.0.1:8000`).
+    pub bind_addr: SocketAddr,
+    /// `DATABASE_URL`: `sqlite://…` or `postgres://…` (default `sqlite://jobgraph.db`).
+    pub database_url: Secret,
+    /// `DATABASE_SCHEMA`: PostgreSQL schema to use (`search_path`), if not the default.
+    pub database_schema: Option<String>,
+    /// `DB_MAX_CONNECTIONS`: pool size (default 16 on PostgreSQL, 4 on SQLite).
+    pub db_max_connections: Option<u32>,
+    /// `JWT_SECRET`: HS256 signing key. Without it the embedded default keeps a
+    /// generated key in `JWT_SECRET_FILE` (default `jobgraph.secret`).
+    pub jwt_secret: Option<Secret>,
+    /// `JWT_SECRET_FILE`: where the generated embedded-default key lives.
+    pub jwt_secret_file: PathBuf,
+    /// `JWT_TTL_SECONDS`: lifetime of issued tokens (default 86400).
+    pub jwt_ttl: Duration,
+    /// `AUTO_MIGRATE`: apply pending migrations in `serve` (default: on for SQLite).
+    pub auto_migrate: bool,
+    /// Limits on everything a client controls.
+    pub limits: Limits,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_json: bool,
+}
+
+/// Bounds on client-controlled sizes; each is an environment variable.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `MAX_PAGE_SIZE`: largest `first`/`last`/`pageSize` (default 100).
+    pub max_page_size: u32,
+    /// `MAX_PAGE_OFFSET`: deepest row `jobsPage` will skip to (default 10000).
+    pub max_page_offset: u64,
+    /// `MAX_BULK_JOBS`: largest `createJobs` input (default 1000).
+    pub max_bulk_jobs: usize,
+    /// `MAX_BATCH_OPERATIONS`: operations in one batched HTTP request (default 10).
+    pub max_batch_operations: usize,
+    /// `MAX_BODY_BYTES`: largest request body (default 2 MiB).
+    pub max_body_bytes: usize,
+    /// `MAX_QUERY_DEPTH`: deepest selection set (default 12).
+    pub max_query_depth: usize,
+    /// `MAX_QUERY_COMPLEXITY`: async-graphql complexity, connections count
+    /// `first × child` (default 20000).
+    pub max_query_complexity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_page_size: 100,
+            max_page_offset: 10_000,
+            max_bulk_jobs: 1_000,
+            max_batch_operations: 10,
+            max_body_bytes: 2 * 1024 * 1024,
+            max_query_depth: 12,
+            max_query_complexity: 20_000,
+        }
+    }
+}
+
+/// The embedded default database: a SQLite file in the working folder.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://jobgraph.db?mode=rwc";
+
+impl Config {
+    /// The embedded default: what `jobgraph serve` uses with no environment.
+    pub fn embedded() -> Self {
+        Self {
+            bind_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            database_url: Secret::new(DEFAULT_DATABASE_URL),
+            database_schema: None,
+            db_max_connections: None,
+            jwt_secret: None,
+            jwt_secret_file: PathBuf::from("jobgraph.secret"),
+            jwt_ttl: Duration::from_secs(86_400),
+            auto_migrate: true,
+            limits: Limits::default(),
+            log_json: false,
+        }
+    }
+
+    /// Reads every setting from the environment, failing on the first bad one.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Same as [`Config::from_env`] with an injectable lookup, for tests.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut config = Self::embedded();
+        if let Some(addr) = get("BIND_ADDR") {
+            config.bind_addr = parse("BIND_ADDR", &addr)?;
+        }
+        if let Some(url) = get("DATABASE_URL") {
+            let url = normalize_sqlite_url(&url);
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres")) {
+                bail!("DATABASE_URL must start with sqlite:// or postgres://");
+            }
+            config.database_url = Secret::new(url);
+        }
+        if let Some(schema) = get("DATABASE_SCHEMA") {
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                bail!("DATABASE_SCHEMA may hold only letters, digits and underscores");
+            }
+            config.database_schema = Some(schema);
+        }
+        if let Some(n) = get("DB_MAX_CONNECTIONS") {
+            config.db_max_connections = Some(parse_range("DB_MAX_CONNECTIONS", &n, 1, 1000)?);
+        }
+        config.jwt_secret = get("JWT_SECRET").map(Secret::new);
+        if let Some(secret) = &config.jwt_secret
+            && secret.expose().len() < 32
+        {
+            bail!("JWT_SECRET must be at least 32 characters long");
+        }
+        if let Some(path) = get("JWT_SECRET_FILE") {
+            config.jwt_secret_file = PathBuf::from(path);
+        }
+        if config.jwt_secret.is_none() && !config.is_sqlite() {
+            bail!(
+                "JWT_SECRET is required with a PostgreSQL DATABASE_URL: replicas must share one \
+                 signing key (set 32+ random characters)"
+            );
+        }
+        if let Some(ttl) = get("JWT_TTL_SECONDS") {
+            config.jwt_ttl =
+                Duration::from_secs(parse_range("JWT_TTL_SECONDS", &ttl, 60, 31_536_000)?);
+        }
+        config.auto_migrate = match get("AUTO_MIGRATE") {
+            Some(v) => parse_bool("AUTO_MIGRATE", &v)?,
+            None => config.is_sqlite(),
+        };
+        let l = &mut config.limits;
+        if let Some(v) = get("MAX_PAGE_SIZE") {
+            l.max_page_size = parse_range("MAX_PAGE_SIZE", &v, 1, 10_000)?;
+        }
+        if let Some(v) = get("MAX_PAGE_OFFSET") {
+            l.max_page_offset = parse_range("MAX_PAGE_OFFSET", &v, 0, 100_000_000)?;
+        }
+        if let Some(v) = get("MAX_BULK_JOBS") {
+            l.max_bulk_jobs = parse_range("MAX_BULK_JOBS", &v, 1, 100_000)?;
+        }
+        if let Some(v) = get("MAX_BATCH_OPERATIONS") {
+            l.max_batch_operations = parse_range("MAX_BATCH_OPERATIONS", &v, 1, 1_000)?;
+        }
+        if let Some(v) = get("MAX_BODY_BYTES") {
+            l.max_body_bytes = parse_range("MAX_BODY_BYTES", &v, 1024, 1 << 30)?;
+        }
+        if let Some(v) = get("MAX_QUERY_DEPTH") {
+            l.max_query_depth = parse_range("MAX_QUERY_DEPTH", &v, 2, 100)?;
+        }
+        if let Some(v) = get("MAX_QUERY_COMPLEXITY") {
+            l.max_query_complexity = parse_range("MAX_QUERY_COMPLEXITY", &v, 10, 10_000_000)?;
+        }
+        config.log_json = match get("LOG_FORMAT").as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => bail!("LOG_FORMAT must be `text` or `json`, not `{other}`"),
+        };
+        Ok(config)
+    }
+
+    /// Whether the database is the embedded SQLite file.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.expose().starts_with("sqlite:")
+    }
+}
+
+/// `sqlite://path` opens read-write but does not create the file unless
+/// `mode=rwc` is given; the embedded default must work on a fresh folder.
+fn normalize_sqlite_url(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_owned()
+    }
+}
+
+fn parse<T: FromStr>(name: &str, value: &str) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    value
+        .trim()
+        .parse()
+        .with_context(|| format!("{name}: cannot parse `{value}`"))
+}
+
+fn parse_range<T>(name: &str, value: &str, min: T, max: T) -> anyhow::Result<T>
+where
+    T: FromStr + PartialOrd + fmt::Display + Copy,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let v: T = parse(name, value)?;
+    if v < min || v > max {
+        bail!("{name} must be between {min} and {max}, not {v}");
+    }
+    Ok(v)
+}
+
+fn parse_bool(name: &str, value: &str) -> anyhow::Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{name} must be true or false, not `{value}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn no_environment_gives_the_embedded_default() {
+        let config = from(&[]).expect("defaults are valid");
+        assert!(config.is_sqlite());
+        assert!(config.auto_migrate);
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.limits.max_page_size, 100);
+    }
+
+    #[test]
+    fn postgres_without_a_jwt_secret_is_a_clear_start_up_error() {
+        let err = from(&[("DATABASE_URL", "postgres://localhost/x")]).unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_variable() {
+        let err = from(&[("MAX_PAGE_SIZE", "0")]).unwrap_err();
+        assert!(err.to_string().contains("MAX_PAGE_SIZE"), "{err}");
+        let err = from(&[("BIND_ADDR", "nope")]).unwrap_err();
+        assert!(err.to_string().contains("BIND_ADDR"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = from(&[("JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    }
+
+    #[test]
+    fn sqlite_urls_create_the_file() {
+        assert_eq!(
+            normalize_sqlite_url("sqlite://x.db"),
+            "sqlite://x.db?mode=rwc"
+        );
+        assert_eq!(
+            normalize_sqlite_url("sqlite://x.db?mode=ro"),
+            "sqlite://x.db?mode=ro"
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! The activity log: every mutation records what it did, in its own
+//! transaction, so no committed change is ever missing from the log.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use serde_json::Value as Json;
+
+use super::{
+    entities::log::{ActiveModel, Entity as Logs},
+    enums::LogLevel,
+};
+
+/// One log entry to write.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub team_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub action: &'static str,
+    pub level: LogLevel,
+    pub message: String,
+    pub metadata: Option<Json>,
+}
+
+impl Entry {
+    /// An `info` entry by `user_id` in `team_id`.
+    pub fn info(
+        team_id: i64,
+        user_id: i64,
+        action: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            team_id: Some(team_id),
+            user_id: Some(user_id),
+            action,
+            level: LogLevel::Info,
+            message: message.into(),
+            metadata: None,
+        }
+    }
+
+    pub fn with_metadata(mut self, metadata: Json) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    fn into_active(self, now: DateTime<Utc>) -> ActiveModel {
+        ActiveModel {
+            team_id: Set(self.team_id),
+            user_id: Set(self.user_id),
+            action: Set(self.action.to_owned()),
+            level: Set(self.level),
+            message: Set(self.message),
+            metadata: Set(self.metadata),
+            created_at: Set(now),
+            ..Default::default()
+        }
+    }
+}
+
+/// Writes one entry; pass the mutation's transaction.
+pub async fn record(db: &impl ConnectionTrait, entry: Entry) -> Result<(), DbErr> {
+    Logs::insert(entry.into_active(super::now()))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Writes many entries with chunked multi-row inserts.
+pub async fn record_many(db: &impl ConnectionTrait, entries: Vec<Entry>) -> Result<(), DbErr> {
+    let now = super::now();
+    record_many_at(db, entries.into_iter().map(|e| (e, now)).collect()).await
+}
+
+/// Like [`record_many`] with an explicit time per entry (seeding history).
+pub async fn record_many_at(
+    db: &impl ConnectionTrait,
+    entries: Vec<(Entry, DateTime<Utc>)>,
+) -> Result<(), DbErr> {
+    // 8 columns per row: 1000 rows stay far under every bind limit.
+    let mut entries = entries.into_iter().peekable();
+    while entries.peek().is_some() {
+        let chunk: Vec<ActiveModel> = entries
+            .by_ref()
+            .take(1000)
+            .map(|(e, at)| e.into_active(at))
+            .collect();
+        Logs::insert_many(chunk).exec_without_returning(db).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,448 @@
+//! Job queries and writes. Every function takes the caller's `team_id`, so a
+//! job of another team is invisible here, not filtered later.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    sea_query::{Expr, Order, Query},
+};
+
+use super::{
+    entities::job::{Column, Entity as Jobs, Model},
+    enums::JobStatus,
+    keyset::{self, Keyed, Page, PageRequest, SortKey, SortValue},
+};
+
+/// The most bind parameters one statement may carry (SQLite allows 32766,
+/// PostgreSQL 65535); multi-row inserts are chunked under it.
+pub const MAX_BIND_PARAMS: usize = 30_000;
+
+impl Keyed for Model {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn sort_value(&self, key: SortKey) -> SortValue {
+        match key {
+            SortKey::CreatedAt => SortValue::Time(self.created_at),
+            SortKey::UpdatedAt => SortValue::Time(self.updated_at),
+            SortKey::Company => SortValue::Text(self.company.clone()),
+        }
+    }
+}
+
+fn sort_column(key: SortKey) -> Column {
+    match key {
+        SortKey::CreatedAt => Column::CreatedAt,
+        SortKey::UpdatedAt => Column::UpdatedAt,
+        SortKey::Company => Column::Company,
+    }
+}
+
+/// Validated list filter (see `JobFilter` in the GraphQL schema).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub status_in: Option<Vec<JobStatus>>,
+    pub company: Option<String>,
+    pub search: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+fn filtered(team_id: i64, filter: &JobFilter) -> Select<Jobs> {
+    Jobs::find()
+        .filter(Column::TeamId.eq(team_id))
+        .apply_if(filter.status, |q, s| q.filter(Column::Status.eq(s)))
+        .apply_if(filter.status_in.clone(), |q, list| {
+            q.filter(Column::Status.is_in(list))
+        })
+        .apply_if(filter.company.clone(), |q, c| {
+            q.filter(Column::Company.eq(c))
+        })
+        .apply_if(filter.search.as_deref(), |q, term| {
+            q.filter(keyset::search_condition(
+                &[Column::Title, Column::Company],
+                term,
+            ))
+        })
+        .apply_if(filter.created_after, |q, t| {
+            q.filter(Column::CreatedAt.gte(t))
+        })
+        .apply_if(filter.created_before, |q, t| {
+            q.filter(Column::CreatedAt.lt(t))
+        })
+}
+
+/// One job of the team, or `None` (also for another team's job).
+pub async fn find(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    id: i64,
+) -> Result<Option<Model>, DbErr> {
+    Jobs::find_by_id(id)
+        .filter(Column::TeamId.eq(team_id))
+        .one(db)
+        .await
+}
+
+/// The owner team of a job, whatever team asks (to tell FORBIDDEN from NOT_FOUND).
+pub async fn team_of(db: &impl ConnectionTrait, id: i64) -> Result<Option<i64>, DbErr> {
+    Jobs::find_by_id(id)
+        .select_only()
+        .column(Column::TeamId)
+        .into_tuple()
+        .one(db)
+        .await
+}
+
+/// Jobs by id in one statement, restricted to the team.
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    ids: &[i64],
+) -> Result<Vec<Model>, DbErr> {
+    Jobs::find()
+        .filter(Column::TeamId.eq(team_id))
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}
+
+/// One keyset page of the team's jobs.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    filter: &JobFilter,
+    page: &PageRequest,
+) -> Result<Page<Model>, DbErr> {
+    keyset::fetch_page(
+        db,
+        filtered(team_id, filter),
+        sort_column(page.sort.key),
+        Column::Id,
+        page,
+    )
+    .await
+}
+
+/// How many of the team's jobs match.
+pub async fn count(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    filter: &JobFilter,
+) -> Result<u64, DbErr> {
+    keyset::count(db, filtered(team_id, filter)).await
+}
+
+/// A page-numbered slice, newest first (`jobsPage`); the offset is bounded by
+/// the caller.
+pub async fn list_offset(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    filter: &JobFilter,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    filtered(team_id, filter)
+        .order_by(Column::CreatedAt, Order::Desc)
+        .order_by(Column::Id, Order::Desc)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Which parent a nested job connection hangs off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobParent {
+    /// `Team.jobs`
+    Team,
+    /// `User.jobs` (jobs the user created)
+    Creator,
+}
+
+impl JobParent {
+    fn column(self) -> Column {
+        match self {
+            Self::Team => Column::TeamId,
+            Self::Creator => Column::CreatedById,
+        }
+    }
+
+    fn of(self, job: &Model) -> Option<i64> {
+        match self {
+            Self::Team => Some(job.team_id),
+            Self::Creator => job.created_by_id,
+        }
+    }
+}
+
+/// The first page of jobs under each parent, in one statement.
+pub async fn pages_by_parent(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    parent: JobParent,
+    parent_ids: &[i64],
+    filter: &JobFilter,
+    page: &PageRequest,
+) -> Result<HashMap<i64, Page<Model>>, DbErr> {
+    let select =
+        filtered(team_id, filter).filter(parent.column().is_in(parent_ids.iter().copied()));
+    keyset::fetch_pages_by_parent(
+        db,
+        select,
+        parent.column(),
+        |job| parent.of(job),
+        sort_column(page.sort.key),
+        Column::Id,
+        page,
+    )
+    .await
+}
+
+/// Job counts under each parent, in one statement.
+pub async fn counts_by_parent(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    parent: JobParent,
+    parent_ids: &[i64],
+    filter: &JobFilter,
+) -> Result<HashMap<i64, u64>, DbErr> {
+    let select =
+        filtered(team_id, filter).filter(parent.column().is_in(parent_ids.iter().copied()));
+    keyset::count_by_parent(db, select, parent.column()).await
+}
+
+/// A job to insert; validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub title: String,
+    pub company: String,
+    pub location: Option<String>,
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub salary_min: Option<i64>,
+    pub salary_max: Option<i64>,
+    pub status: JobStatus,
+    /// Set by the seeder for a realistic history; `None` means now.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+const INSERT_COLUMNS: [Column; 12] = [
+    Column::TeamId,
+    Column::CreatedById,
+    Column::Title,
+    Column::Company,
+    Column::Location,
+    Column::Url,
+    Column::Description,
+    Column::SalaryMin,
+    Column::SalaryMax,
+    Column::Status,
+    Column::CreatedAt,
+    Column::UpdatedAt,
+];
+
+/// Rows per multi-row INSERT: under every database's bind-parameter limit.
+const INSERT_CHUNK: usize = {
+    let by_params = MAX_BIND_PARAMS / INSERT_COLUMNS.len();
+    if by_params < 1000 { by_params } else { 1000 }
+};
+
+/// One multi-row `INSERT INTO jobs` for `(team, creator, job)` rows.
+fn insert_statement<'a>(
+    rows: impl Iterator<Item = (i64, Option<i64>, &'a NewJob)>,
+    now: DateTime<Utc>,
+) -> Result<sea_orm::sea_query::InsertStatement, DbErr> {
+    let mut stmt = Query::insert();
+    stmt.into_table(Jobs).columns(INSERT_COLUMNS);
+    for (team_id, created_by, job) in rows {
+        let created = job.created_at.unwrap_or(now);
+        stmt.values([
+            team_id.into(),
+            created_by.into(),
+            job.title.clone().into(),
+            job.company.clone().into(),
+            job.location.clone().into(),
+            job.url.clone().into(),
+            job.description.clone().into(),
+            job.salary_min.into(),
+            job.salary_max.into(),
+            job.status.into(),
+            created.into(),
+            created.into(),
+        ])
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    }
+    Ok(stmt)
+}
+
+/// Inserts jobs with chunked multi-row `INSERT … RETURNING` statements and
+/// returns them in input order. Run it inside a transaction for all-or-nothing.
+pub async fn insert_many(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    created_by: Option<i64>,
+    jobs: &[NewJob],
+) -> Result<Vec<Model>, DbErr> {
+    let now = super::now();
+    let mut out = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(INSERT_CHUNK) {
+        let mut stmt = insert_statement(chunk.iter().map(|j| (team_id, created_by, j)), now)?;
+        stmt.returning_all();
+        let built = db.get_database_backend().build(&stmt);
+        let mut rows = Model::find_by_statement(built).all(db).await?;
+        // Ids grow in VALUES order within one statement; RETURNING order is
+        // not promised by SQLite, so order by id and check the pairing.
+        rows.sort_by_key(|r| r.id);
+        if rows.len() != chunk.len()
+            || rows
+                .iter()
+                .zip(chunk)
+                .any(|(row, job)| row.title != job.title || row.company != job.company)
+        {
+            return Err(DbErr::Custom(
+                "bulk insert returned rows that do not match its input".into(),
+            ));
+        }
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Inserts `(team, creator, job)` rows without reading them back (seeding).
+pub async fn insert_rows(
+    db: &impl ConnectionTrait,
+    rows: &[(i64, Option<i64>, NewJob)],
+) -> Result<(), DbErr> {
+    let now = super::now();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let stmt = insert_statement(chunk.iter().map(|(t, c, j)| (*t, *c, j)), now)?;
+        db.execute(&stmt).await?;
+    }
+    Ok(())
+}
+
+/// Changes to one job; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct JobChanges {
+    pub title: Option<String>,
+    pub company: Option<String>,
+    pub location: Option<Option<String>>,
+    pub url: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub salary_min: Option<Option<i64>>,
+    pub salary_max: Option<Option<i64>>,
+    pub status: Option<JobStatus>,
+}
+
+/// Applies `changes` and bumps `updated_at`.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    job: Model,
+    changes: JobChanges,
+) -> Result<Model, DbErr> {
+    let mut active = job.into_active_model();
+    if let Some(v) = changes.title {
+        active.title = Set(v);
+    }
+    if let Some(v) = changes.company {
+        active.company = Set(v);
+    }
+    if let Some(v) = changes.location {
+        active.location = Set(v);
+    }
+    if let Some(v) = changes.url {
+        active.url = Set(v);
+    }
+    if let Some(v) = changes.description {
+        active.description = Set(v);
+    }
+    if let Some(v) = changes.salary_min {
+        active.salary_min = Set(v);
+    }
+    if let Some(v) = changes.salary_max {
+        active.salary_max = Set(v);
+    }
+    if let Some(v) = changes.status {
+        active.status = Set(v);
+    }
+    active.updated_at = Set(super::now());
+    active.update(db).await
+}
+
+/// Deletes a job of the team; its resumes go with it (ON DELETE CASCADE).
+pub async fn delete(db: &impl ConnectionTrait, team_id: i64, id: i64) -> Result<bool, DbErr> {
+    let res = Jobs::delete_many()
+        .filter(Column::Id.eq(id))
+        .filter(Column::TeamId.eq(team_id))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// Jobs per status, for `jobStats` (statuses with no job are absent).
+pub async fn count_by_status(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+) -> Result<Vec<(JobStatus, u64)>, DbErr> {
+    let rows: Vec<(JobStatus, i64)> = Jobs::find()
+        .filter(Column::TeamId.eq(team_id))
+        .select_only()
+        .column(Column::Status)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .group_by(Column::Status)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(s, n)| (s, n.clamp(0, i64::MAX) as u64))
+        .collect())
+}
+
+/// The companies with the most jobs, ties broken by name.
+pub async fn top_companies(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    limit: u64,
+) -> Result<Vec<(String, u64)>, DbErr> {
+    let rows: Vec<(String, i64)> = Jobs::find()
+        .filter(Column::TeamId.eq(team_id))
+        .select_only()
+        .column(Column::Company)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .group_by(Column::Company)
+        .order_by(Expr::cust("COUNT(*)"), Order::Desc)
+        .order_by(Column::Company, Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, n)| (c, n.clamp(0, i64::MAX) as u64))
+        .collect())
+}
+
+/// Jobs created in the last seven days.
+pub async fn count_created_since(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    days: i64,
+) -> Result<u64, DbErr> {
+    let since = super::now() - Duration::days(days);
+    keyset::count(
+        db,
+        Jobs::find()
+            .filter(Column::TeamId.eq(team_id))
+            .filter(Column::CreatedAt.gte(since)),
+    )
+    .await
+}

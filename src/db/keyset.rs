@@ -1,0 +1,436 @@
+//! Keyset pagination: pages are read with `(sort, id) < (cursor)` on an index
+//! instead of OFFSET scans, and per-parent pages (`users { jobs(first: 5) }`)
+//! come from one `ROW_NUMBER() OVER (PARTITION BY parent …)` statement.
+
+use std::collections::HashMap;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Select, Value,
+    sea_query::{Asterisk, Expr, ExprTrait, Func, Order, Query, WindowStatement},
+};
+
+/// The column a list is ordered by (then by `id`, which breaks ties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortKey {
+    CreatedAt,
+    UpdatedAt,
+    Company,
+}
+
+/// A complete ordering: key and direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Sort {
+    /// Newest first: every list's default.
+    pub const NEWEST_FIRST: Sort = Sort {
+        key: SortKey::CreatedAt,
+        descending: true,
+    };
+
+    fn tag(self) -> &'static str {
+        match (self.key, self.descending) {
+            (SortKey::CreatedAt, true) => "cd",
+            (SortKey::CreatedAt, false) => "ca",
+            (SortKey::UpdatedAt, true) => "ud",
+            (SortKey::UpdatedAt, false) => "ua",
+            (SortKey::Company, true) => "pd",
+            (SortKey::Company, false) => "pa",
+        }
+    }
+}
+
+/// The sort column's value in one row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SortValue {
+    Time(DateTime<Utc>),
+    Text(String),
+}
+
+impl From<SortValue> for Value {
+    fn from(value: SortValue) -> Self {
+        match value {
+            SortValue::Time(t) => t.into(),
+            SortValue::Text(s) => s.into(),
+        }
+    }
+}
+
+/// A position in an ordered list: the row's sort value and id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    pub sort: Sort,
+    pub value: SortValue,
+    pub id: i64,
+}
+
+/// Why a cursor string was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CursorError {
+    #[error("invalid cursor")]
+    Malformed,
+    #[error("cursor belongs to a different ordering")]
+    WrongOrdering,
+}
+
+impl Cursor {
+    /// Opaque to clients: base64url of `tag|id|value`.
+    pub fn encode(&self) -> String {
+        let value = match &self.value {
+            SortValue::Time(t) => t.timestamp_micros().to_string(),
+            SortValue::Text(s) => s.clone(),
+        };
+        URL_SAFE_NO_PAD.encode(format!("{}|{}|{}", self.sort.tag(), self.id, value))
+    }
+
+    /// Parses a cursor made by [`Cursor::encode`] for the same ordering.
+    pub fn decode(raw: &str, sort: Sort) -> Result<Self, CursorError> {
+        if raw.len() > 1024 {
+            return Err(CursorError::Malformed);
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| CursorError::Malformed)?;
+        let text = String::from_utf8(bytes).map_err(|_| CursorError::Malformed)?;
+        let mut parts = text.splitn(3, '|');
+        let (Some(tag), Some(id), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(CursorError::Malformed);
+        };
+        if tag != sort.tag() {
+            return Err(if ["cd", "ca", "ud", "ua", "pd", "pa"].contains(&tag) {
+                CursorError::WrongOrdering
+            } else {
+                CursorError::Malformed
+            });
+        }
+        let id = id.parse().map_err(|_| CursorError::Malformed)?;
+        let value = match sort.key {
+            SortKey::CreatedAt | SortKey::UpdatedAt => {
+                let micros = value.parse().map_err(|_| CursorError::Malformed)?;
+                SortValue::Time(
+                    DateTime::from_timestamp_micros(micros).ok_or(CursorError::Malformed)?,
+                )
+            }
+            SortKey::Company => SortValue::Text(value.to_owned()),
+        };
+        Ok(Self { sort, value, id })
+    }
+}
+
+/// Rows that can be placed in a keyset ordering.
+pub trait Keyed {
+    fn id(&self) -> i64;
+    fn sort_value(&self, key: SortKey) -> SortValue;
+
+    fn cursor(&self, sort: Sort) -> Cursor {
+        Cursor {
+            sort,
+            value: self.sort_value(sort.key),
+            id: self.id(),
+        }
+    }
+}
+
+/// Which end of the list a page is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// `first`/`after`
+    Forward,
+    /// `last`/`before`
+    Backward,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageRequest {
+    pub sort: Sort,
+    pub direction: Direction,
+    pub limit: u64,
+    pub cursor: Option<Cursor>,
+}
+
+impl PageRequest {
+    pub fn first(sort: Sort, limit: u64, after: Option<Cursor>) -> Self {
+        Self {
+            sort,
+            direction: Direction::Forward,
+            limit,
+            cursor: after,
+        }
+    }
+
+    /// The order rows are read in: reversed when reading from the end.
+    fn read_descending(&self) -> bool {
+        self.sort.descending == (self.direction == Direction::Forward)
+    }
+}
+
+/// One page of rows plus whether more exist on either side.
+#[derive(Debug, Clone)]
+pub struct Page<M> {
+    pub items: Vec<M>,
+    pub has_next: bool,
+    pub has_previous: bool,
+}
+
+impl<M> Default for Page<M> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            has_next: false,
+            has_previous: false,
+        }
+    }
+}
+
+/// Adds the keyset condition and ordering (no limit) for `page`.
+fn keyset<E: EntityTrait>(
+    mut select: Select<E>,
+    sort_col: E::Column,
+    id_col: E::Column,
+    page: &PageRequest,
+) -> Select<E> {
+    let descending = page.read_descending();
+    if let Some(cursor) = &page.cursor {
+        let left = Expr::tuple([Expr::col(sort_col), Expr::col(id_col)]);
+        let right = Expr::tuple([
+            Expr::val(Value::from(cursor.value.clone())),
+            Expr::val(cursor.id),
+        ]);
+        select = select.filter(if descending {
+            left.lt(right)
+        } else {
+            left.gt(right)
+        });
+    }
+    let order = if descending { Order::Desc } else { Order::Asc };
+    select
+        .order_by(sort_col, order.clone())
+        .order_by(id_col, order)
+}
+
+/// Reads one page of `select` in `page`'s order, with one statement.
+pub async fn fetch_page<E, C>(
+    db: &C,
+    select: Select<E>,
+    sort_col: E::Column,
+    id_col: E::Column,
+    page: &PageRequest,
+) -> Result<Page<E::Model>, DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    if page.limit == 0 {
+        return Ok(Page::default());
+    }
+    let mut items = keyset(select, sort_col, id_col, page)
+        .limit(page.limit + 1)
+        .all(db)
+        .await?;
+    let more = items.len() as u64 > page.limit;
+    items.truncate(page.limit as usize);
+    Ok(match page.direction {
+        Direction::Forward => Page {
+            items,
+            has_next: more,
+            has_previous: page.cursor.is_some(),
+        },
+        Direction::Backward => {
+            items.reverse();
+            Page {
+                items,
+                has_next: page.cursor.is_some(),
+                has_previous: more,
+            }
+        }
+    })
+}
+
+/// Reads the first page of every parent's children in one statement:
+/// `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY sort, id)` keeps
+/// `limit + 1` rows per parent (the extra row tells whether a next page exists).
+pub async fn fetch_pages_by_parent<E, C>(
+    db: &C,
+    select: Select<E>,
+    parent_col: E::Column,
+    parent_of: impl Fn(&E::Model) -> Option<i64>,
+    sort_col: E::Column,
+    id_col: E::Column,
+    page: &PageRequest,
+) -> Result<HashMap<i64, Page<E::Model>>, DbErr>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult,
+    C: ConnectionTrait,
+{
+    let mut pages: HashMap<i64, Page<E::Model>> = HashMap::new();
+    if page.limit == 0 {
+        return Ok(pages);
+    }
+    let order = if page.read_descending() {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let mut inner = keyset(select, sort_col, id_col, page).into_query();
+    // The inner ORDER BY is meaningless under the window; drop it.
+    inner.clear_order_by();
+    let mut window = WindowStatement::partition_by(parent_col);
+    window
+        .order_by(sort_col, order.clone())
+        .order_by(id_col, order);
+    inner.expr_window_as(Expr::cust("ROW_NUMBER()"), window, "jg_rn");
+    let outer = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner, "jg_page")
+        .and_where(Expr::col("jg_rn").lte(page.limit as i64 + 1))
+        .order_by("jg_rn", Order::Asc)
+        .to_owned();
+    let stmt = db.get_database_backend().build(&outer);
+    let rows = E::find().from_raw_sql(stmt).all(db).await?;
+    for row in rows {
+        let Some(parent) = parent_of(&row) else {
+            continue;
+        };
+        pages.entry(parent).or_default().items.push(row);
+    }
+    for page_of_parent in pages.values_mut() {
+        let more = page_of_parent.items.len() as u64 > page.limit;
+        page_of_parent.items.truncate(page.limit as usize);
+        page_of_parent.has_next = more;
+        page_of_parent.has_previous = page.cursor.is_some();
+    }
+    Ok(pages)
+}
+
+/// `COUNT(*)` per parent in one `GROUP BY` statement; absent parents have 0.
+pub async fn count_by_parent<E, C>(
+    db: &C,
+    select: Select<E>,
+    parent_col: E::Column,
+) -> Result<HashMap<i64, u64>, DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let rows: Vec<(Option<i64>, i64)> = select
+        .select_only()
+        .column(parent_col)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .group_by(parent_col)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(parent, n)| parent.map(|p| (p, n.clamp(0, i64::MAX) as u64)))
+        .collect())
+}
+
+/// `COUNT(*)` of a filtered select.
+pub async fn count<E, C>(db: &C, select: Select<E>) -> Result<u64, DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let n: Option<i64> = select
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(n.unwrap_or(0).clamp(0, i64::MAX) as u64)
+}
+
+/// Client-given instants at the stored precision (microseconds).
+pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(t, 6)
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally inside LIKE.
+pub fn like_pattern(term: &str) -> String {
+    let mut out = String::with_capacity(term.len() + 2);
+    out.push('%');
+    for c in term.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Case-insensitive substring match on any of `cols`.
+pub fn search_condition<C: ColumnTrait>(cols: &[C], term: &str) -> sea_orm::Condition {
+    let pattern = like_pattern(term);
+    cols.iter().fold(sea_orm::Condition::any(), |cond, col| {
+        cond.add(
+            Expr::expr(Func::lower(Expr::col(*col)))
+                .like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_for_every_ordering() {
+        let t = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        for (key, value) in [
+            (SortKey::CreatedAt, SortValue::Time(t)),
+            (SortKey::UpdatedAt, SortValue::Time(t)),
+            (SortKey::Company, SortValue::Text("A|B Co".into())),
+        ] {
+            for descending in [true, false] {
+                let sort = Sort { key, descending };
+                let cursor = Cursor {
+                    sort,
+                    value: value.clone(),
+                    id: 42,
+                };
+                assert_eq!(Cursor::decode(&cursor.encode(), sort), Ok(cursor));
+            }
+        }
+    }
+
+    #[test]
+    fn cursors_from_another_ordering_or_garbage_are_refused() {
+        let cursor = Cursor {
+            sort: Sort::NEWEST_FIRST,
+            value: SortValue::Time(Utc::now()),
+            id: 1,
+        };
+        let other = Sort {
+            key: SortKey::Company,
+            descending: false,
+        };
+        assert_eq!(
+            Cursor::decode(&cursor.encode(), other),
+            Err(CursorError::WrongOrdering)
+        );
+        assert_eq!(
+            Cursor::decode("!!", Sort::NEWEST_FIRST),
+            Err(CursorError::Malformed)
+        );
+        assert_eq!(
+            Cursor::decode(&URL_SAFE_NO_PAD.encode("cd|x|1"), Sort::NEWEST_FIRST),
+            Err(CursorError::Malformed)
+        );
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("ACME"), "%acme%");
+    }
+}

@@ -1,0 +1,101 @@
+//! Activity-log reads. Admins read the whole team's log; everyone else reads
+//! their own entries (`only_user`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryTrait, Select};
+
+use super::{
+    entities::log::{Column, Entity as Logs, Model},
+    enums::LogLevel,
+    keyset::{self, Keyed, Page, PageRequest, SortKey, SortValue},
+};
+
+impl Keyed for Model {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn sort_value(&self, _key: SortKey) -> SortValue {
+        SortValue::Time(self.created_at)
+    }
+}
+
+/// Validated `LogFilter`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct LogFilter {
+    pub level: Option<LogLevel>,
+    pub action: Option<String>,
+    pub user_id: Option<i64>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+fn filtered(team_id: i64, filter: &LogFilter) -> Select<Logs> {
+    Logs::find()
+        .filter(Column::TeamId.eq(team_id))
+        .apply_if(filter.level, |q, l| q.filter(Column::Level.eq(l)))
+        .apply_if(filter.action.clone(), |q, a| q.filter(Column::Action.eq(a)))
+        .apply_if(filter.user_id, |q, u| q.filter(Column::UserId.eq(u)))
+        .apply_if(filter.since, |q, t| q.filter(Column::CreatedAt.gte(t)))
+        .apply_if(filter.until, |q, t| q.filter(Column::CreatedAt.lt(t)))
+}
+
+/// One keyset page of the team's log, newest first.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    filter: &LogFilter,
+    page: &PageRequest,
+) -> Result<Page<Model>, DbErr> {
+    keyset::fetch_page(
+        db,
+        filtered(team_id, filter),
+        Column::CreatedAt,
+        Column::Id,
+        page,
+    )
+    .await
+}
+
+/// How many entries match.
+pub async fn count(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    filter: &LogFilter,
+) -> Result<u64, DbErr> {
+    keyset::count(db, filtered(team_id, filter)).await
+}
+
+/// The first page of each user's entries, in one statement.
+pub async fn pages_by_user(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    user_ids: &[i64],
+    page: &PageRequest,
+) -> Result<HashMap<i64, Page<Model>>, DbErr> {
+    let select = filtered(team_id, &LogFilter::default())
+        .filter(Column::UserId.is_in(user_ids.iter().copied()));
+    keyset::fetch_pages_by_parent(
+        db,
+        select,
+        Column::UserId,
+        |log| log.user_id,
+        Column::CreatedAt,
+        Column::Id,
+        page,
+    )
+    .await
+}
+
+/// Entry counts per user, in one statement.
+pub async fn counts_by_user(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    user_ids: &[i64],
+) -> Result<HashMap<i64, u64>, DbErr> {
+    let select = filtered(team_id, &LogFilter::default())
+        .filter(Column::UserId.is_in(user_ids.iter().copied()));
+    keyset::count_by_parent(db, select, Column::UserId).await
+}

@@ -1,0 +1,182 @@
+//! One error type for every resolver, mapped to a stable `extensions.code`.
+//!
+//! Internal causes (driver errors, SQL text, I/O) are logged once, with their
+//! whole chain, where they become a client error; the client only ever sees
+//! "internal error" and the code `INTERNAL`.
+
+use async_graphql::ErrorExtensions;
+use sea_orm::DbErr;
+
+/// The stable codes clients can switch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// One invalid input field: `field` is a path such as `input[3].title`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// What a resolver can fail with. `Clone` because async-graphql needs it;
+/// the internal cause is shared behind an `Arc`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The first problem is the message; every problem is in `extensions.fields`.
+    #[error("{}", .0.first().map(|e| format!("{}: {}", e.field, e.message)).unwrap_or_default())]
+    Invalid(Vec<FieldError>),
+    /// A request-level input problem not tied to one input field.
+    #[error("{0}")]
+    BadInput(String),
+    #[error("internal error")]
+    Internal(std::sync::Arc<anyhow::Error>),
+}
+
+/// Resolver result.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Invalid(_) | Self::BadInput(_) => ErrorCode::BadUserInput,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(message.into())
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::BadInput(message.into())
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(std::sync::Arc::new(err.into()))
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        Self::internal(err)
+    }
+}
+
+/// DataLoaders share one error between every key of a batch.
+impl From<std::sync::Arc<DbErr>> for AppError {
+    fn from(err: std::sync::Arc<DbErr>) -> Self {
+        Self::internal(anyhow::anyhow!("batched query failed: {err}"))
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        let code = err.code();
+        if let AppError::Internal(cause) = &err {
+            tracing::error!(error = format!("{cause:#}"), "internal error in a resolver");
+        }
+        let fields = match &err {
+            AppError::Invalid(fields) => fields.clone(),
+            _ => Vec::new(),
+        };
+        async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
+            ext.set("code", code.as_str());
+            if !fields.is_empty() {
+                let list: Vec<async_graphql::Value> = fields
+                    .iter()
+                    .map(|f| {
+                        let mut map = async_graphql::indexmap::IndexMap::new();
+                        map.insert(
+                            async_graphql::Name::new("field"),
+                            async_graphql::Value::from(f.field.as_str()),
+                        );
+                        map.insert(
+                            async_graphql::Name::new("message"),
+                            async_graphql::Value::from(f.message.as_str()),
+                        );
+                        async_graphql::Value::Object(map)
+                    })
+                    .collect();
+                ext.set("fields", async_graphql::Value::List(list));
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause_from_clients() {
+        let err = AppError::from(DbErr::Custom("relation \"jobs\" does not exist".into()));
+        let gql: async_graphql::Error = err.into();
+        assert_eq!(gql.message, "internal error");
+        let ext = format!("{:?}", gql.extensions);
+        assert!(ext.contains("INTERNAL"), "{ext}");
+        assert!(!ext.contains("relation"), "{ext}");
+    }
+
+    #[test]
+    fn invalid_input_lists_every_field() {
+        let err = AppError::Invalid(vec![
+            FieldError {
+                field: "input[0].title".into(),
+                message: "must not be empty".into(),
+            },
+            FieldError {
+                field: "input[2].url".into(),
+                message: "must be http(s)".into(),
+            },
+        ]);
+        assert_eq!(err.to_string(), "input[0].title: must not be empty");
+        let gql: async_graphql::Error = err.into();
+        let ext = format!("{:?}", gql.extensions);
+        assert!(ext.contains("input[2].url"), "{ext}");
+        assert!(ext.contains("BAD_USER_INPUT"), "{ext}");
+    }
+}

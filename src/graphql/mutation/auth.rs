@@ -1,0 +1,151 @@
+use async_graphql::{Context, Object};
+use sea_orm::TransactionTrait;
+use serde_json::json;
+
+use crate::{
+    auth::{Viewer, password},
+    db::{self, activity::Entry, enums::Role, users::NewUser},
+    error::{AppError, AppResult},
+    graphql::{
+        context::{ContextExt, Session},
+        inputs::{Checker, SignupInput, person_name, team_name},
+        types::{AuthPayload, User},
+    },
+};
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Creates a team and its first ADMIN, and signs them in.
+    async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> AppResult<AuthPayload> {
+        let services = ctx.services()?;
+        let mut check = Checker::new("input");
+        let team = team_name(&mut check, &input.team_name);
+        let name = person_name(&mut check, &input.name);
+        let email = check.email("email", &input.email);
+        check.password("password", &input.password);
+        check.finish(())?;
+        if db::users::email_taken(&services.db, &email).await? {
+            return Err(AppError::invalid("input.email", "is already registered"));
+        }
+        let hash = password::hash(input.password).await?;
+
+        let txn = services.db.begin().await?;
+        let base = db::teams::slugify(&team);
+        let mut slug = base.clone();
+        let mut n = 1;
+        while db::teams::slug_taken(&txn, &slug).await? {
+            n += 1;
+            slug = if n <= 10 {
+                format!("{base}-{n}")
+            } else {
+                format!("{base}-{:08x}", rand::random::<u32>())
+            };
+        }
+        let team = db::teams::insert(&txn, &team, &slug).await?;
+        let user = db::users::insert(
+            &txn,
+            NewUser {
+                team_id: team.id,
+                email,
+                name,
+                role: Role::Admin,
+                password_hash: Some(hash),
+            },
+        )
+        .await
+        .map_err(|e| unique_email(e, "input.email"))?;
+        db::activity::record(
+            &txn,
+            Entry::info(
+                team.id,
+                user.id,
+                "team.created",
+                format!("{} created team {}", user.name, team.name),
+            )
+            .with_metadata(json!({ "teamId": team.id, "slug": team.slug })),
+        )
+        .await?;
+        txn.commit()
+            .await
+            .map_err(|e| unique_email(e, "input.email"))?;
+
+        signed_in(ctx, user)
+    }
+
+    /// Exchanges an e-mail and password for a token.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        #[graphql(secret)] password: String,
+    ) -> AppResult<AuthPayload> {
+        let services = ctx.services()?;
+        let refused = || AppError::Unauthenticated("invalid e-mail or password".into());
+        if email.len() > 254 || password.len() > 1024 {
+            return Err(refused());
+        }
+        let user = db::users::find_by_email(&services.db, email.trim()).await?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let ok = password::verify(password, stored).await?;
+        let Some(user) = user else {
+            return Err(refused());
+        };
+        if !ok || !user.is_active {
+            db::activity::record(
+                &services.db,
+                Entry {
+                    level: db::enums::LogLevel::Warning,
+                    ..Entry::info(
+                        user.team_id,
+                        user.id,
+                        "user.login_failed",
+                        "a sign-in attempt was refused",
+                    )
+                },
+            )
+            .await?;
+            return Err(refused());
+        }
+        db::activity::record(
+            &services.db,
+            Entry::info(
+                user.team_id,
+                user.id,
+                "user.logged_in",
+                format!("{} signed in", user.name),
+            ),
+        )
+        .await?;
+        signed_in(ctx, user)
+    }
+}
+
+/// Issues the token and lets the rest of this request read as the new user.
+fn signed_in(ctx: &Context<'_>, user: db::entities::user::Model) -> AppResult<AuthPayload> {
+    let token = ctx.services()?.auth.issue(&user)?;
+    if let Some(session) = ctx.data_opt::<Session>() {
+        session.sign_in(Viewer {
+            user_id: user.id,
+            team_id: user.team_id,
+            role: user.role,
+        });
+    }
+    Ok(AuthPayload {
+        token,
+        user: User(user),
+    })
+}
+
+/// A unique-constraint failure on `users.email` is the client's problem
+/// (two sign-ups raced), not an internal error.
+pub(crate) fn unique_email(err: sea_orm::DbErr, field: &str) -> AppError {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+            AppError::invalid(field, "is already registered")
+        }
+        _ => err.into(),
+    }
+}

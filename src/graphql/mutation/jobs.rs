@@ -1,0 +1,150 @@
+use async_graphql::{Context, ID, Object};
+use sea_orm::TransactionTrait;
+use serde_json::json;
+
+use super::job_for_write;
+use crate::{
+    db::{self, activity::Entry},
+    error::{AppError, AppResult, FieldError},
+    graphql::{
+        context::ContextExt,
+        ids::{self, Kind},
+        inputs::{Checker, CreateJobInput, UpdateJobInput},
+        types::Job,
+    },
+};
+
+/// At most this many field errors are returned for one bulk input.
+const MAX_REPORTED_ERRORS: usize = 100;
+
+#[derive(Default)]
+pub struct JobMutation;
+
+#[Object]
+impl JobMutation {
+    /// Adds a job to the caller's team.
+    async fn create_job(&self, ctx: &Context<'_>, input: CreateJobInput) -> AppResult<Job> {
+        let mut jobs = create(ctx, vec![input], false).await?;
+        jobs.pop()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("insert returned no row")))
+    }
+
+    /// Adds many jobs in one transaction: all are validated first, and either
+    /// all are created or none. Returned in input order.
+    async fn create_jobs(
+        &self,
+        ctx: &Context<'_>,
+        input: Vec<CreateJobInput>,
+    ) -> AppResult<Vec<Job>> {
+        let max = ctx.services()?.config.limits.max_bulk_jobs;
+        if input.len() > max {
+            return Err(AppError::invalid(
+                "input",
+                format!(
+                    "holds {} jobs; at most {max} are allowed per call",
+                    input.len()
+                ),
+            ));
+        }
+        create(ctx, input, true).await
+    }
+
+    /// Changes a job of the caller's team.
+    async fn update_job(&self, ctx: &Context<'_>, id: ID, input: UpdateJobInput) -> AppResult<Job> {
+        let viewer = ctx.viewer()?;
+        viewer.require_writer()?;
+        let id = ids::decode(Kind::Job, &id, "id")?;
+        let db = ctx.db()?;
+        let txn = db.begin().await?;
+        let job = job_for_write(&txn, viewer.team_id, id).await?;
+        let changes = input.validate(job.salary_min, job.salary_max)?;
+        let before_status = job.status;
+        let updated = db::jobs::update(&txn, job, changes).await?;
+        let mut metadata = json!({ "jobId": updated.id });
+        if updated.status != before_status {
+            metadata["statusFrom"] = json!(before_status);
+            metadata["statusTo"] = json!(updated.status);
+        }
+        db::activity::record(
+            &txn,
+            Entry::info(
+                viewer.team_id,
+                viewer.user_id,
+                "job.updated",
+                format!("updated {} at {}", updated.title, updated.company),
+            )
+            .with_metadata(metadata),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(Job(updated))
+    }
+
+    /// Deletes a job of the caller's team and its resumes.
+    async fn delete_job(&self, ctx: &Context<'_>, id: ID) -> AppResult<bool> {
+        let viewer = ctx.viewer()?;
+        viewer.require_writer()?;
+        let id = ids::decode(Kind::Job, &id, "id")?;
+        let db = ctx.db()?;
+        let txn = db.begin().await?;
+        let job = job_for_write(&txn, viewer.team_id, id).await?;
+        db::jobs::delete(&txn, viewer.team_id, job.id).await?;
+        db::activity::record(
+            &txn,
+            Entry::info(
+                viewer.team_id,
+                viewer.user_id,
+                "job.deleted",
+                format!("deleted {} at {}", job.title, job.company),
+            )
+            .with_metadata(json!({ "jobId": job.id })),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Validates every input, then inserts them all and their log entries in one
+/// transaction. `bulk` inputs report errors as `input[i].field`.
+async fn create(ctx: &Context<'_>, input: Vec<CreateJobInput>, bulk: bool) -> AppResult<Vec<Job>> {
+    let viewer = ctx.viewer()?;
+    viewer.require_writer()?;
+    let mut errors: Vec<FieldError> = Vec::new();
+    let mut jobs = Vec::with_capacity(input.len());
+    for (i, item) in input.into_iter().enumerate() {
+        let prefix = if bulk {
+            format!("input[{i}]")
+        } else {
+            "input".to_owned()
+        };
+        let mut check = Checker::new(prefix);
+        jobs.push(item.check(&mut check));
+        errors.extend(check.take());
+    }
+    if !errors.is_empty() {
+        errors.truncate(MAX_REPORTED_ERRORS);
+        return Err(AppError::Invalid(errors));
+    }
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db = ctx.db()?;
+    let txn = db.begin().await?;
+    let created = db::jobs::insert_many(&txn, viewer.team_id, Some(viewer.user_id), &jobs).await?;
+    let entries = created
+        .iter()
+        .map(|job| {
+            Entry::info(
+                viewer.team_id,
+                viewer.user_id,
+                "job.created",
+                format!("added {} at {}", job.title, job.company),
+            )
+            .with_metadata(json!({ "jobId": job.id, "bulk": bulk }))
+        })
+        .collect();
+    db::activity::record_many(&txn, entries).await?;
+    txn.commit().await?;
+    Ok(created.into_iter().map(Job).collect())
+}

@@ -1,0 +1,45 @@
+use async_graphql::{Context, ID, Object};
+use sea_orm::TransactionTrait;
+use serde_json::json;
+
+use super::job_for_write;
+use crate::{
+    db::{self, activity::Entry},
+    error::AppResult,
+    graphql::{
+        context::ContextExt,
+        ids::{self, Kind},
+        types::Resume,
+    },
+};
+
+#[derive(Default)]
+pub struct ResumeMutation;
+
+#[Object]
+impl ResumeMutation {
+    /// Asks for a resume tailored to a job. Returns at once with status
+    /// PENDING; the text is written in the background.
+    async fn generate_resume(&self, ctx: &Context<'_>, job_id: ID) -> AppResult<Resume> {
+        let viewer = ctx.viewer()?;
+        viewer.require_writer()?;
+        let job_id = ids::decode(Kind::Job, &job_id, "jobId")?;
+        let db = ctx.db()?;
+        let txn = db.begin().await?;
+        let job = job_for_write(&txn, viewer.team_id, job_id).await?;
+        let resume = db::resumes::insert_pending(&txn, job.id, viewer.user_id).await?;
+        db::activity::record(
+            &txn,
+            Entry::info(
+                viewer.team_id,
+                viewer.user_id,
+                "resume.requested",
+                format!("asked for a resume for {} at {}", job.title, job.company),
+            )
+            .with_metadata(json!({ "jobId": job.id, "resumeId": resume.id })),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(Resume(resume))
+    }
+}

@@ -1,0 +1,52 @@
+//! Liveness, readiness and metrics endpoints for operators.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::{app::AppState, db};
+
+/// `GET /health`: the process answers.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /ready`: the database answers (503 otherwise).
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let database =
+        match tokio::time::timeout(std::time::Duration::from_secs(2), db::ping(state.db())).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: database ping failed");
+                "unavailable"
+            }
+            Err(_) => "timeout",
+        };
+    let ready = database == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(
+            json!({ "status": if ready { "ready" } else { "unavailable" }, "database": database }),
+        ),
+    )
+        .into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics().render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,62 @@
+//! The HTTP surface: routes, the GraphQL-over-HTTP layer, GraphiQL,
+//! health and metrics, and per-request metrics.
+
+pub mod graphiql;
+pub mod graphql;
+pub mod health;
+
+use std::time::Instant;
+
+use axum::{
+    Router,
+    extract::{MatchedPath, Request, State},
+    middleware::{self, Next},
+    response::Response,
+    routing::get,
+};
+
+use crate::{
+    app::AppState,
+    metrics::{HttpLabels, RouteLabels},
+};
+
+/// Every route of the service.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphiql/{file}", get(graphiql::asset))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .with_state(state)
+}
+
+/// Counts requests by route and status and records their latency.
+async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let metrics = state.metrics();
+    metrics
+        .http_duration
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}

@@ -1,0 +1,5 @@
+//! `jobgraph` — see `jobgraph --help`.
+
+fn main() -> std::process::ExitCode {
+    jobgraph::cli::main()
+}

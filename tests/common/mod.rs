@@ -1,0 +1,251 @@
+//! Test harness: every test starts the real application on a random port
+//! with its own fresh database and talks to it over HTTP.
+//!
+//! The database is a SQLite file in a temporary folder, or, when
+//! `DATABASE_URL` points at PostgreSQL, a fresh schema in that database
+//! (`.ci/run` creates a throwaway database per run and drops it after).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use jobgraph::{
+    app::{AppState, Application},
+    config::{Config, Secret},
+};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// A running application and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub dir: TempDir,
+    pub config: Config,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Whether the suite runs against PostgreSQL (`DATABASE_URL=postgres://…`).
+pub fn postgres_url() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+}
+
+/// A configuration with a fresh, empty database of its own.
+pub async fn fresh_config(dir: &TempDir) -> Config {
+    let mut config = Config::embedded();
+    config.bind_addr = "127.0.0.1:0".parse().unwrap();
+    config.jwt_secret = Some(Secret::new("test-secret-0123456789abcdef0123456789"));
+    config.jwt_secret_file = dir.path().join("jobgraph.secret");
+    config.auto_migrate = true;
+    match postgres_url() {
+        Some(url) => {
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let admin = sea_orm::Database::connect(&url)
+                .await
+                .expect("connect to DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+                .await
+                .expect("create a test schema");
+            admin.close().await.ok();
+            config.database_url = Secret::new(url);
+            config.database_schema = Some(schema);
+            config.db_max_connections = Some(5);
+        }
+        None => {
+            let path: PathBuf = dir.path().join("jobgraph.db");
+            config.database_url = Secret::new(format!("sqlite://{}?mode=rwc", path.display()));
+        }
+    }
+    config
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the app after `adjust` has changed its configuration.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = fresh_config(&dir).await;
+        adjust(&mut config);
+        Self::start(dir, config).await
+    }
+
+    /// Starts the app on an existing configuration (a second replica).
+    pub async fn start(dir: TempDir, config: Config) -> Self {
+        let app = Application::build(config.clone())
+            .await
+            .expect("build the app");
+        let addr = app.local_addr().unwrap();
+        let state = app.state().clone();
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+            state,
+            dir,
+            config,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs a GraphQL request and returns the status and JSON body.
+    pub async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(self.url("/graphql"))
+            .header(CONTENT_TYPE, "application/json")
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let body = res.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// A query that must succeed: returns `data`.
+    pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(Some(token), query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// A query that must fail with `code`: returns the first error.
+    pub async fn fails(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        code: &str,
+    ) -> Value {
+        let (_, body) = self.post(token, query, variables).await;
+        let error = body["errors"][0].clone();
+        assert_eq!(error["extensions"]["code"], code, "{body}");
+        error
+    }
+
+    /// Signs a new team up; returns the admin's token and user id.
+    pub async fn signup(&self, team: &str, email: &str) -> (String, String) {
+        let (status, body) = self
+            .post(
+                None,
+                "mutation($i: SignupInput!) { signup(input: $i) { token user { id } } }",
+                json!({ "i": { "teamName": team, "name": "Admin", "email": email, "password": PASSWORD } }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let payload = &body["data"]["signup"];
+        (
+            payload["token"].as_str().unwrap().to_owned(),
+            payload["user"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates a user in the admin's team and logs them in; returns token and id.
+    pub async fn add_user(&self, admin: &str, email: &str, role: &str) -> (String, String) {
+        let data = self
+            .ok(
+                admin,
+                "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
+                json!({ "i": { "name": email, "email": email, "role": role, "password": PASSWORD } }),
+            )
+            .await;
+        let id = data["createUser"]["id"].as_str().unwrap().to_owned();
+        (self.login(email).await, id)
+    }
+
+    pub async fn login(&self, email: &str) -> String {
+        let (status, body) = self
+            .post(
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({ "e": email, "p": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"]["login"]["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
+    /// Creates jobs `prefix 0..n` and returns their ids in order.
+    pub async fn create_jobs(&self, token: &str, prefix: &str, n: usize) -> Vec<String> {
+        let input: Vec<Value> = (0..n)
+            .map(
+                |i| json!({ "title": format!("{prefix} {i}"), "company": format!("Co {}", i % 3) }),
+            )
+            .collect();
+        let data = self
+            .ok(
+                token,
+                "mutation($i: [CreateJobInput!]!) { createJobs(input: $i) { id } }",
+                json!({ "i": input }),
+            )
+            .await;
+        data["createJobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The value of a metric line in `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                (key == name).then(|| value.parse().ok()).flatten()
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// SQL statements this app has run so far.
+    pub async fn sql_statements(&self) -> f64 {
+        self.metric("jobgraph_sql_statements_total").await
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        self.dir
+    }
+}
