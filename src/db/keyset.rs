@@ -117,6 +117,8 @@ impl Cursor {
                     DateTime::from_timestamp_micros(micros).ok_or(CursorError::Malformed)?,
                 )
             }
+            // Encoded company names never hold NUL; PostgreSQL refuses it.
+            SortKey::Company if value.contains('\0') => return Err(CursorError::Malformed),
             SortKey::Company => SortValue::Text(value.to_owned()),
         };
         Ok(Self { sort, value, id })
@@ -227,9 +229,8 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    if page.limit == 0 {
-        return Ok(Page::default());
-    }
+    // No early return for `limit == 0`: the one extra row still tells
+    // whether anything lies beyond, which Relay's `hasNextPage` reports.
     let mut items = keyset(select, sort_col, id_col, page)
         .limit(page.limit + 1)
         .all(db)
@@ -270,10 +271,8 @@ where
     E::Model: FromQueryResult,
     C: ConnectionTrait,
 {
+    // `limit == 0` still reads one row per parent, for `hasNextPage`.
     let mut pages: HashMap<i64, Page<E::Model>> = HashMap::new();
-    if page.limit == 0 {
-        return Ok(pages);
-    }
     let order = if page.read_descending() {
         Order::Desc
     } else {

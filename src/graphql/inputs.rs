@@ -38,11 +38,14 @@ impl Checker {
         });
     }
 
-    /// Trimmed text of `min..=max` characters.
+    /// Trimmed text of `min..=max` characters, without NUL (PostgreSQL
+    /// refuses it in text, which would surface as an internal error).
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
         let trimmed = value.trim();
         let len = trimmed.chars().count();
-        if len < min {
+        if trimmed.contains('\0') {
+            self.fail(field, "must not contain NUL characters");
+        } else if len < min {
             self.fail(
                 field,
                 if min == 1 {
@@ -72,7 +75,7 @@ impl Checker {
     pub fn email(&mut self, field: &str, value: &str) -> String {
         let email = value.trim().to_lowercase();
         let valid = email.len() <= 254
-            && !email.chars().any(char::is_whitespace)
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
             && match email.split_once('@') {
                 Some((local, domain)) => {
                     !local.is_empty()
@@ -106,7 +109,7 @@ impl Checker {
         if url.len() > 2048 {
             self.fail(field, "must be at most 2048 characters");
         } else if !(lower.starts_with("http://") || lower.starts_with("https://"))
-            || url.chars().any(char::is_whitespace)
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
             || url.len() <= "https://".len()
         {
             self.fail(field, "must be an http:// or https:// URL");

@@ -85,14 +85,22 @@ impl Query {
 
     /// The team's jobs by page number, newest first. Deep pages cost an
     /// offset scan, so `page × pageSize` is bounded; use `jobs` to walk far.
-    #[graphql(complexity = "(page_size.max(1) as usize).saturating_mul(child_complexity)")]
+    /// `null` means the default.
+    // Nullable arguments (`Int = 1`, as the contract says): a client that
+    // declares `$page: Int` and omits the variable gets the default, where
+    // `Int! = 1` made async-graphql fail the request.
+    #[graphql(
+        complexity = "(page_size.unwrap_or(20).max(1) as usize).saturating_mul(child_complexity)"
+    )]
     async fn jobs_page(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 1)] page: i32,
-        #[graphql(default = 20)] page_size: i32,
+        #[graphql(default = 1)] page: Option<i32>,
+        #[graphql(default = 20)] page_size: Option<i32>,
         filter: Option<JobFilterInput>,
     ) -> AppResult<JobPage> {
+        let page = page.unwrap_or(1);
+        let page_size = page_size.unwrap_or(20);
         let viewer = ctx.viewer()?;
         let limits = &ctx.services()?.config.limits;
         if page < 1 {

@@ -222,7 +222,7 @@ pub async fn get(
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
-    let request = match parse_query_string(&query) {
+    let mut request = match parse_query_string(&query) {
         Ok(request) => request,
         Err(e) => {
             return error_response(
@@ -233,11 +233,33 @@ pub async fn get(
             );
         }
     };
+    if request.operation_name.is_none() {
+        request.operation_name = operation_name_param(&query);
+    }
     let viewer = match authenticate(&state, &headers, media).await {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
     execute_single(&state, request, viewer, media, true).await
+}
+
+/// The `operationName` URL parameter of the GraphQL-over-HTTP spec.
+#[derive(serde::Deserialize)]
+struct OperationNameParam {
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+}
+
+/// async-graphql's `parse_query_string` reads only `operation_name`, so a GET
+/// naming one of several operations the spec's way was refused as if it
+/// named none; read `operationName` here.
+fn operation_name_param(query: &str) -> Option<String> {
+    let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
+    axum::extract::Query::<OperationNameParam>::try_from_uri(&uri)
+        .ok()?
+        .0
+        .operation_name
+        .filter(|name| !name.is_empty())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -413,6 +435,12 @@ async fn run(
             tag(error, "GRAPHQL_VALIDATION_FAILED");
         }
         return (Outcome::Invalid, response);
+    }
+    // Resolver errors always carry a code; the only ones without are
+    // async-graphql's own argument coercion failures found while executing
+    // (a `DateTime` literal that does not parse, say): the client's input.
+    for error in &mut response.errors {
+        tag(error, "BAD_USER_INPUT");
     }
     (Outcome::Executed, response)
 }

@@ -84,7 +84,8 @@ impl AuthMutation {
     ) -> AppResult<AuthPayload> {
         let services = ctx.services()?;
         let refused = || AppError::Unauthenticated("invalid e-mail or password".into());
-        if email.len() > 254 || password.len() > 1024 {
+        // NUL never matches a stored e-mail, and PostgreSQL refuses it in text.
+        if email.len() > 254 || password.len() > 1024 || email.contains('\0') {
             return Err(refused());
         }
         let user = db::users::find_by_email(&services.db, email.trim()).await?;

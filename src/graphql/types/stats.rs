@@ -76,12 +76,16 @@ impl JobStats {
         Ok(self.status_counts(ctx).await?.clone())
     }
 
-    /// Companies with the most jobs (`limit` between 1 and 100).
+    /// Companies with the most jobs (`limit` between 1 and 100; `null`
+    /// means 10).
+    // Nullable (`Int = 10`, as the contract says), so an omitted
+    // `$limit: Int` variable means the default instead of an error.
     async fn top_companies(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 10)] limit: i32,
+        #[graphql(default = 10)] limit: Option<i32>,
     ) -> AppResult<Vec<CompanyCount>> {
+        let limit = limit.unwrap_or(10);
         if !(1..=100).contains(&limit) {
             return Err(AppError::invalid("limit", "must be between 1 and 100"));
         }
