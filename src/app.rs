@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     auth::{Authenticator, JwtKeys, jwt},
+    cache::{ResponseCache, metrics::CacheMetrics},
     config::{Config, Secret},
     db,
     graphql::{self, JobgraphSchema, Services},
@@ -23,6 +24,7 @@ struct Inner {
     auth: Arc<Authenticator>,
     schema: JobgraphSchema,
     metrics: Arc<Metrics>,
+    cache: Arc<ResponseCache>,
 }
 
 /// Shared, cheaply cloned state of the running service.
@@ -49,6 +51,10 @@ impl AppState {
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }
+
+    pub fn cache(&self) -> &Arc<ResponseCache> {
+        &self.0.cache
+    }
 }
 
 /// The signing key: `JWT_SECRET`, or the embedded default's local key file.
@@ -68,13 +74,25 @@ pub struct Application {
 impl Application {
     /// Connects, migrates when configured to, and binds `config.bind_addr`.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let metrics = Arc::new(Metrics::new());
+        let mut metrics = Metrics::new();
+        let cache_metrics = Arc::new(CacheMetrics::default());
+        cache_metrics.register(metrics.registry_mut());
+        let metrics = Arc::new(metrics);
         let db = db::connect(&config, &metrics).await?;
         if config.auto_migrate {
             db::migrate(&db).await?;
         } else if db::pending_migrations(&db).await? > 0 {
             anyhow::bail!("the database has pending migrations: run `jobgraph migrate` first");
         }
+        // Keys carry the database's instance id: a recreated database never
+        // sees entries cached for the one before it (team ids restart at 1).
+        let mut cache_settings = config.cache.clone();
+        cache_settings.key_prefix = format!(
+            "{}:{}",
+            cache_settings.key_prefix,
+            db::instance_id(&db).await?
+        );
+        let cache = ResponseCache::start(cache_settings, cache_metrics).await?;
         let auth = Arc::new(Authenticator::new(JwtKeys::new(
             &jwt_secret(&config)?,
             config.jwt_ttl,
@@ -84,6 +102,7 @@ impl Application {
             db: db.clone(),
             config: Arc::clone(&config),
             auth: Arc::clone(&auth),
+            cache: Arc::clone(&cache),
         });
         let listener = TcpListener::bind(config.bind_addr)
             .await
@@ -94,6 +113,7 @@ impl Application {
             auth,
             schema,
             metrics,
+            cache,
         }));
         Ok(Self { listener, state })
     }

@@ -8,6 +8,8 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use anyhow::{Context, bail};
 
+use crate::cache::{CacheKind, CacheSettings};
+
 /// A string that never prints: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -53,6 +55,8 @@ pub struct Config {
     pub limits: Limits,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
+    /// The response cache (`REDIS_URL`, `CACHE_*`).
+    pub cache: CacheSettings,
 }
 
 /// Bounds on client-controlled sizes; each is an environment variable.
@@ -106,6 +110,7 @@ impl Config {
             auto_migrate: true,
             limits: Limits::default(),
             log_json: false,
+            cache: CacheSettings::default(),
         }
     }
 
@@ -185,6 +190,7 @@ impl Config {
         if let Some(v) = get("MAX_QUERY_COMPLEXITY") {
             l.max_query_complexity = parse_range("MAX_QUERY_COMPLEXITY", &v, 10, 10_000_000)?;
         }
+        read_cache_settings(&get, &mut config.cache)?;
         config.log_json = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -197,6 +203,75 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.expose().starts_with("sqlite:")
     }
+}
+
+fn read_cache_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    cache: &mut CacheSettings,
+) -> anyhow::Result<()> {
+    if let Some(v) = get("CACHE_ENABLED") {
+        cache.enabled = parse_bool("CACHE_ENABLED", &v)?;
+    }
+    if let Some(url) = get("REDIS_URL") {
+        let scheme_ok = [
+            "redis://",
+            "rediss://",
+            "redis-cluster://",
+            "rediss-cluster://",
+            "redis-sentinel://",
+        ]
+        .iter()
+        .any(|s| url.starts_with(s));
+        if !scheme_ok {
+            bail!("REDIS_URL must start with redis://, rediss:// or redis-cluster://");
+        }
+        cache.redis_url = Some(Secret::new(url));
+    }
+    let default = get("CACHE_DEFAULT_EXPIRE")
+        .map(|v| parse_range("CACHE_DEFAULT_EXPIRE", &v, 1u64, 86_400))
+        .transpose()?
+        .map(Duration::from_secs);
+    cache.ttl = crate::cache::default_ttls(default);
+    for (name, kind) in [
+        ("CACHE_TTL_JOBS_LIST", CacheKind::JobsList),
+        ("CACHE_TTL_JOB_DETAIL", CacheKind::JobDetail),
+        ("CACHE_TTL_JOB_STATS", CacheKind::JobStats),
+        ("CACHE_TTL_LOGS", CacheKind::Logs),
+    ] {
+        if let Some(v) = get(name) {
+            cache.ttl.insert(
+                kind,
+                Duration::from_secs(parse_range(name, &v, 1u64, 86_400)?),
+            );
+        }
+    }
+    if let Some(v) = get("CACHE_TIMEOUT_MS") {
+        cache.command_timeout =
+            Duration::from_millis(parse_range("CACHE_TIMEOUT_MS", &v, 1u64, 60_000)?);
+    }
+    if let Some(v) = get("CACHE_KEY_PREFIX") {
+        if v.is_empty() || v.len() > 64 || v.contains(['{', '}', '*', '?', '[', ']', ' ']) {
+            bail!(
+                "CACHE_KEY_PREFIX must be 1-64 characters without braces, glob characters or spaces"
+            );
+        }
+        cache.key_prefix = v;
+    }
+    if let Some(v) = get("CACHE_SWEEP_DELAY_MS") {
+        cache.sweep_delay =
+            Duration::from_millis(parse_range("CACHE_SWEEP_DELAY_MS", &v, 0u64, 60_000)?);
+    }
+    if let Some(v) = get("CACHE_SWEEP_MAX_PAGES") {
+        cache.sweep_max_pages = parse_range("CACHE_SWEEP_MAX_PAGES", &v, 1usize, 1_000_000)?;
+    }
+    if let Some(v) = get("CACHE_MEMORY_MAX_ENTRIES") {
+        cache.memory_max_entries =
+            parse_range("CACHE_MEMORY_MAX_ENTRIES", &v, 100u64, 100_000_000)?;
+    }
+    if let Some(v) = get("REDIS_POOL_SIZE") {
+        cache.redis_pool_size = parse_range("REDIS_POOL_SIZE", &v, 1usize, 64)?;
+    }
+    Ok(())
 }
 
 /// `sqlite://path` opens read-write but does not create the file unless
@@ -285,6 +360,24 @@ mod tests {
         let config = from(&[("JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    }
+
+    #[test]
+    fn cache_lifetimes_come_from_the_default_and_per_kind_variables() {
+        let config = from(&[("CACHE_DEFAULT_EXPIRE", "10"), ("CACHE_TTL_LOGS", "3")]).unwrap();
+        assert_eq!(
+            config.cache.ttl[&CacheKind::JobsList],
+            Duration::from_secs(10)
+        );
+        assert_eq!(config.cache.ttl[&CacheKind::Logs], Duration::from_secs(3));
+        let config = from(&[("CACHE_ENABLED", "false")]).unwrap();
+        assert!(!config.cache.enabled);
+        assert_eq!(
+            config.cache.ttl[&CacheKind::JobDetail],
+            Duration::from_secs(300)
+        );
+        assert!(from(&[("REDIS_URL", "http://x")]).is_err());
+        assert!(from(&[("CACHE_KEY_PREFIX", "a{b}")]).is_err());
     }
 
     #[test]

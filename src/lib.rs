@@ -1,12 +1,14 @@
 //! jobgraph: the GraphQL backend of a team-based job-search tracker.
 //!
 //! Layers, outermost first: [`http`] (GraphQL over HTTP, GraphiQL, health),
-//! [`graphql`] (schema, resolvers, loaders), [`db`] (entities and queries),
-//! with [`auth`], [`config`], [`error`] and [`metrics`] beside them.
+//! [`cache`] (response cache), [`graphql`] (schema, resolvers, loaders),
+//! [`db`] (entities and queries), with [`auth`], [`config`], [`error`] and
+//! [`metrics`] beside them.
 //! [`app::Application`] puts them together; [`cli`] is the command line.
 
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;

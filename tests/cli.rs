@@ -155,6 +155,7 @@ async fn token_mints_a_token_for_an_existing_user_only() {
 fn a_bad_setting_is_a_clear_start_up_error() {
     let output = Command::new(env!("CARGO_BIN_EXE_jobgraph"))
         .arg("serve")
+        .env_clear()
         .env("MAX_PAGE_SIZE", "0")
         .output()
         .unwrap();

@@ -40,7 +40,8 @@ async fn statements_for(app: &TestApp, token: &str, n: usize) -> f64 {
 
 #[tokio::test]
 async fn a_nested_page_of_100_costs_no_more_statements_than_a_page_of_10() {
-    let app = TestApp::spawn().await;
+    // Measure the resolvers, not the response cache.
+    let app = TestApp::spawn_with(|c| c.cache.enabled = false).await;
     let (admin, _) = app.signup("Counted", "admin@example.com").await;
     let (member, _) = app.add_user(&admin, "member@example.com", "MEMBER").await;
     app.create_jobs(&admin, "Admin job", 60).await;
@@ -77,7 +78,7 @@ async fn a_nested_page_of_100_costs_no_more_statements_than_a_page_of_10() {
 
 #[tokio::test]
 async fn metrics_count_every_statement() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|c| c.cache.enabled = false).await;
     let (admin, _) = app.signup("Counted", "admin@example.com").await;
     // The first request loads the caller's identity; later ones reuse it.
     app.ok(&admin, "{ viewer { id } }", json!({})).await;

@@ -94,6 +94,19 @@ pub async fn pending_migrations(db: &DatabaseConnection) -> anyhow::Result<usize
     Ok(Migrator::get_pending_migrations(db).await?.len())
 }
 
+/// This database's random instance id (see the instance-id migration).
+pub async fn instance_id(db: &impl ConnectionTrait) -> anyhow::Result<String> {
+    let stmt = sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT id FROM jobgraph_instance LIMIT 1",
+    );
+    let row = db
+        .query_one_raw(stmt)
+        .await?
+        .context("the database has no instance id: run `jobgraph migrate`")?;
+    Ok(row.try_get::<String>("", "id")?)
+}
+
 /// A cheap round trip for readiness checks.
 pub async fn ping(db: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())

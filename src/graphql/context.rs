@@ -9,6 +9,7 @@ use sea_orm::DatabaseConnection;
 use super::loaders::Loaders;
 use crate::{
     auth::{Authenticator, Viewer},
+    cache::{Dep, ResponseCache},
     config::Config,
     error::{AppError, AppResult},
 };
@@ -18,6 +19,7 @@ pub struct Services {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub auth: Arc<Authenticator>,
+    pub cache: Arc<ResponseCache>,
 }
 
 /// One request's identity and loaders. `signup` and `login` sign the
@@ -95,4 +97,12 @@ impl ContextExt for Context<'_> {
 
 fn unauthenticated() -> AppError {
     AppError::Unauthenticated("sign in: send `Authorization: Bearer <token>`".into())
+}
+
+/// Makes cached answers that depend on `deps` of `team_id` unreachable.
+/// Mutations call it after their transaction commits, before returning.
+pub async fn invalidate(ctx: &Context<'_>, team_id: i64, deps: &[Dep]) {
+    if let Some(services) = ctx.data_opt::<Services>() {
+        services.cache.invalidate(team_id, deps).await;
+    }
 }

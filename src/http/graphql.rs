@@ -26,6 +26,7 @@ use super::graphiql;
 use crate::{
     app::AppState,
     auth::{AuthResolveError, Viewer},
+    cache::{self, Computed, Lookup, Plan, Scope},
     graphql::context::Session,
 };
 
@@ -83,13 +84,18 @@ pub fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
     best.map(|(_, _, m)| m)
 }
 
-/// A request-level error body: `{"errors":[{"message","extensions":{"code"}}]}`.
+/// A request-level error: `{"errors":[{"message","extensions":{"code"}}]}`.
 pub fn error_response(status: StatusCode, media: MediaType, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    json_response(status, media, body.to_string().into_bytes())
+    respond(status, media, error_body(code, message), None)
 }
 
-fn json_response(status: StatusCode, media: MediaType, body: Vec<u8>) -> Response {
+/// A GraphQL response; `X-Cache` says HIT, MISS or BYPASS on cacheable requests.
+fn respond(
+    status: StatusCode,
+    media: MediaType,
+    body: Bytes,
+    cache: Option<&'static str>,
+) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -100,6 +106,9 @@ fn json_response(status: StatusCode, media: MediaType, body: Vec<u8>) -> Respons
         header::VARY,
         HeaderValue::from_static("Accept, Authorization"),
     );
+    if let Some(cache) = cache {
+        headers.insert("x-cache", HeaderValue::from_static(cache));
+    }
     response
 }
 
@@ -142,24 +151,22 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
             );
         }
     };
-    // async-graphql-axum does the decoding; our layer has already checked
-    // the method, media types and size around it.
-    let headers = parts.headers.clone();
-    let request = Request::from_parts(parts, Body::from(bytes));
-    let batch = match GraphQLBatchRequest::<BodyRejection>::from_request(request, &()).await {
-        Ok(batch) => batch.into_inner(),
-        Err(BodyRejection(e)) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                media,
-                "BAD_REQUEST",
-                &format!("the body is not a GraphQL request: {e}"),
-            );
-        }
-    };
-    let viewer = match authenticate(&state, &headers, media).await {
+    let viewer = match authenticate(&state, &parts.headers, media).await {
         Ok(viewer) => viewer,
         Err(response) => return response,
+    };
+    let source = Source::Body(bytes, parts.headers);
+    if let Some(viewer) = viewer
+        && state.cache().enabled()
+        && source.is_single()
+    {
+        return cached(&state, source, viewer, media).await;
+    }
+    let batch = match source.decode_batch().await {
+        Ok(batch) => batch,
+        Err(message) => {
+            return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
+        }
     };
     match batch {
         BatchRequest::Single(request) => {
@@ -184,12 +191,12 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
                 responses.push(response);
             }
             let body = serde_json::to_vec(&BatchResponse::Batch(responses)).unwrap_or_default();
-            json_response(StatusCode::OK, media, body)
+            respond(StatusCode::OK, media, body.into(), None)
         }
     }
 }
 
-/// Why async-graphql-axum could not decode a body (answered as a JSON 400).
+/// Why async-graphql-axum could not decode a body.
 struct BodyRejection(ParseRequestError);
 
 impl From<ParseRequestError> for BodyRejection {
@@ -209,6 +216,65 @@ impl IntoResponse for BodyRejection {
     }
 }
 
+/// A request as it arrived: a POST body or a GET query string. Its raw
+/// bytes are the cache key, so a cache hit never even decodes the JSON.
+enum Source {
+    Body(Bytes, HeaderMap),
+    Query(String),
+}
+
+impl Source {
+    fn raw(&self) -> &[u8] {
+        match self {
+            Self::Body(bytes, _) => bytes,
+            Self::Query(query) => query.as_bytes(),
+        }
+    }
+
+    /// A JSON object, not a batch array.
+    fn is_single(&self) -> bool {
+        match self {
+            Self::Body(bytes, _) => bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+            Self::Query(_) => true,
+        }
+    }
+
+    /// Decodes with async-graphql-axum; our layer has already checked the
+    /// method, media types and size around it.
+    async fn decode_batch(&self) -> Result<BatchRequest, String> {
+        match self {
+            Self::Body(bytes, headers) => {
+                let mut request = Request::new(Body::from(bytes.clone()));
+                *request.method_mut() = axum::http::Method::POST;
+                if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+                    request
+                        .headers_mut()
+                        .insert(header::CONTENT_TYPE, ct.clone());
+                }
+                GraphQLBatchRequest::<BodyRejection>::from_request(request, &())
+                    .await
+                    .map(GraphQLBatchRequest::into_inner)
+                    .map_err(|BodyRejection(e)| format!("the body is not a GraphQL request: {e}"))
+            }
+            Self::Query(query) => {
+                let mut request = parse_query_string(query)
+                    .map_err(|e| format!("the query string is not a GraphQL request: {e}"))?;
+                if request.operation_name.is_none() {
+                    request.operation_name = operation_name_param(query);
+                }
+                Ok(BatchRequest::Single(request))
+            }
+        }
+    }
+
+    async fn decode(&self) -> Result<GqlRequest, String> {
+        match self.decode_batch().await? {
+            BatchRequest::Single(request) => Ok(request),
+            BatchRequest::Batch(_) => Err("expected one request, not a batch".to_owned()),
+        }
+    }
+}
+
 /// `GET /graphql`: a query in the URL, or GraphiQL for a browser.
 pub async fn get(
     State(state): State<AppState>,
@@ -222,25 +288,99 @@ pub async fn get(
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
-    let mut request = match parse_query_string(&query) {
-        Ok(request) => request,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                media,
-                "BAD_REQUEST",
-                &format!("the query string is not a GraphQL request: {e}"),
-            );
-        }
-    };
-    if request.operation_name.is_none() {
-        request.operation_name = operation_name_param(&query);
-    }
     let viewer = match authenticate(&state, &headers, media).await {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    execute_single(&state, request, viewer, media, true).await
+    let source = Source::Query(query);
+    if let Some(viewer) = viewer
+        && state.cache().enabled()
+    {
+        return cached(&state, source, viewer, media).await;
+    }
+    match source.decode().await {
+        Ok(request) => execute_single(&state, request, viewer, media, true).await,
+        Err(message) => error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message),
+    }
+}
+
+/// The cache path for one authenticated request: plan (once per distinct
+/// request), one round trip to look up, and on a miss one execution shared
+/// by every concurrent identical request.
+async fn cached(state: &AppState, source: Source, viewer: Viewer, media: MediaType) -> Response {
+    let over_get = matches!(source, Source::Query(_));
+    let cache = state.cache();
+    let hash = cache::request_hash(source.raw());
+    let mut decoded: Option<GqlRequest> = None;
+    let plan = match cache.known_plan(hash) {
+        Some(plan) => plan,
+        None => {
+            let mut request = match source.decode().await {
+                Ok(request) => request,
+                Err(message) => {
+                    return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
+                }
+            };
+            let operation = request.operation_name.take();
+            let variables = std::mem::take(&mut request.variables);
+            let plan = match request.parsed_query() {
+                Ok(doc) => cache::analysis::plan(doc, operation.as_deref(), &variables),
+                Err(_) => Plan::Bypass,
+            };
+            request.operation_name = operation;
+            request.variables = variables;
+            decoded = Some(request);
+            cache.remember_plan(hash, plan)
+        }
+    };
+    let decode = |decoded: Option<GqlRequest>| async {
+        match decoded {
+            Some(request) => Ok(request),
+            None => source.decode().await,
+        }
+    };
+    let Plan::Cache(plan) = &*plan else {
+        return match decode(decoded).await {
+            Ok(request) => execute_single(state, request, Some(viewer), media, over_get).await,
+            Err(message) => error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message),
+        };
+    };
+    let scope = Scope {
+        team_id: viewer.team_id,
+        role: viewer.role,
+        user_id: viewer.user_id,
+    };
+    match cache.lookup(hash, plan, &scope).await {
+        Lookup::Hit(body) => respond(StatusCode::OK, media, body, Some("HIT")),
+        Lookup::Bypass => match decode(decoded).await {
+            Ok(request) => {
+                let (status, body, _) = execute(state, request, Some(viewer), over_get).await;
+                respond(status, media, body, Some("BYPASS"))
+            }
+            Err(message) => error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message),
+        },
+        Lookup::Miss(ticket) => {
+            let request = match decode(decoded).await {
+                Ok(request) => request,
+                Err(message) => {
+                    return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
+                }
+            };
+            let computed = cache
+                .fill(ticket, || async {
+                    let (status, body, clean) =
+                        execute(state, request, Some(viewer), over_get).await;
+                    Computed {
+                        status: status.as_u16(),
+                        body,
+                        cacheable: clean,
+                    }
+                })
+                .await;
+            let status = StatusCode::from_u16(computed.status).unwrap_or(StatusCode::OK);
+            respond(status, media, computed.body.clone(), Some("MISS"))
+        }
+    }
 }
 
 /// The `operationName` URL parameter of the GraphQL-over-HTTP spec.
@@ -344,24 +484,37 @@ async fn execute_single(
     media: MediaType,
     over_get: bool,
 ) -> Response {
+    let (status, body, _) = execute(state, request, viewer, over_get).await;
+    let mut response = respond(status, media, body, None);
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    response
+}
+
+/// Runs one request to its status and body. The flag says whether the
+/// answer may be cached: executed without any error and without a `null`
+/// root field (a job that does not exist yet must not be remembered).
+async fn execute(
+    state: &AppState,
+    request: GqlRequest,
+    viewer: Option<Viewer>,
+    over_get: bool,
+) -> (StatusCode, Bytes, bool) {
     let mut request = request;
     if over_get {
         match operation_type(&mut request) {
             Ok(Some(OperationType::Mutation)) => {
-                let mut response = error_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    media,
-                    "METHOD_NOT_ALLOWED",
-                    "mutations must be sent with POST",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
-                return response;
+                let body = error_body("METHOD_NOT_ALLOWED", "mutations must be sent with POST");
+                return (StatusCode::METHOD_NOT_ALLOWED, body, false);
             }
             Ok(_) => {}
-            Err(e) => {
-                return request_error(StatusCode::BAD_REQUEST, media, "GRAPHQL_PARSE_FAILED", e);
+            Err(mut e) => {
+                tag(&mut e, "GRAPHQL_PARSE_FAILED");
+                let body = json!({ "errors": [e] }).to_string().into_bytes().into();
+                return (StatusCode::BAD_REQUEST, body, false);
             }
         }
     }
@@ -373,22 +526,28 @@ async fn execute_single(
     };
     if status != StatusCode::OK {
         // Request errors carry no `data` at all, per the spec.
-        let body = json!({ "errors": response.errors });
-        return json_response(status, media, body.to_string().into_bytes());
+        let body = json!({ "errors": response.errors })
+            .to_string()
+            .into_bytes()
+            .into();
+        return (status, body, false);
     }
+    let null_root = match &response.data {
+        async_graphql::Value::Object(fields) => {
+            fields.values().any(|v| *v == async_graphql::Value::Null)
+        }
+        _ => true,
+    };
+    let clean = response.errors.is_empty() && !null_root;
     let body = serde_json::to_vec(&response).unwrap_or_default();
-    json_response(status, media, body)
+    (status, body.into(), clean)
 }
 
-fn request_error(
-    status: StatusCode,
-    media: MediaType,
-    code: &str,
-    mut error: ServerError,
-) -> Response {
-    tag(&mut error, code);
-    let body = json!({ "errors": [error] });
-    json_response(status, media, body.to_string().into_bytes())
+fn error_body(code: &str, message: &str) -> Bytes {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+        .to_string()
+        .into_bytes()
+        .into()
 }
 
 /// Gives an error a code unless it has one.

@@ -26,19 +26,25 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             }
             Err(_) => "timeout",
         };
+    // A cache outage degrades speed, not correctness: still ready.
+    let cache = state.cache();
+    let cache_state = match (cache.enabled(), cache.healthy().await) {
+        (false, _) => "disabled",
+        (true, true) => "ok",
+        (true, false) => "degraded",
+    };
     let ready = database == "ok";
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(
-            json!({ "status": if ready { "ready" } else { "unavailable" }, "database": database }),
-        ),
-    )
-        .into_response()
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": database,
+        "cache": { "backend": cache.backend(), "state": cache_state },
+    });
+    (status, Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.

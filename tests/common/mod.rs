@@ -7,6 +7,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod redis;
+
 use std::{net::SocketAddr, path::PathBuf};
 
 use jobgraph::{
@@ -46,6 +48,13 @@ pub async fn fresh_config(dir: &TempDir) -> Config {
     config.jwt_secret = Some(Secret::new("test-secret-0123456789abcdef0123456789"));
     config.jwt_secret_file = dir.path().join("jobgraph.secret");
     config.auto_migrate = true;
+    // A shared Redis (`REDIS_URL`, as `.ci/run`'s second pass sets) is used
+    // with a key prefix of this test's own.
+    config.cache.key_prefix = format!("test{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    config.cache.redis_url = std::env::var("REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(Secret::new);
     match postgres_url() {
         Some(url) => {
             let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
@@ -122,6 +131,39 @@ impl TestApp {
         let status = res.status().as_u16();
         let body = res.json::<Value>().await.unwrap_or(Value::Null);
         (status, body)
+    }
+
+    /// POSTs exact body bytes; returns status, the `X-Cache` header and the body.
+    pub async fn post_raw(&self, token: &str, body: Vec<u8>) -> (u16, String, Value) {
+        let res = self
+            .client
+            .post(self.url("/graphql"))
+            .header(CONTENT_TYPE, "application/json")
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let cache = res
+            .headers()
+            .get("x-cache")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (
+            status,
+            cache,
+            res.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// Like [`TestApp::ok`], also returning the `X-Cache` header.
+    pub async fn cached(&self, token: &str, query: &str, variables: Value) -> (String, Value) {
+        let body = serde_json::to_vec(&json!({ "query": query, "variables": variables })).unwrap();
+        let (status, cache, body) = self.post_raw(token, body).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        (cache, body["data"].clone())
     }
 
     /// A query that must succeed: returns `data`.

@@ -4,10 +4,11 @@ use serde_json::json;
 
 use crate::{
     auth::{Viewer, password},
+    cache::Dep,
     db::{self, activity::Entry, enums::Role, users::NewUser},
     error::{AppError, AppResult},
     graphql::{
-        context::{ContextExt, Session},
+        context::{ContextExt, Session, invalidate},
         inputs::{Checker, SignupInput, person_name, team_name},
         types::{AuthPayload, User},
     },
@@ -71,7 +72,7 @@ impl AuthMutation {
         txn.commit()
             .await
             .map_err(|e| unique_email(e, "input.email"))?;
-
+        invalidate(ctx, team.id, &[Dep::Logs]).await;
         signed_in(ctx, user)
     }
 
@@ -108,6 +109,7 @@ impl AuthMutation {
                 },
             )
             .await?;
+            invalidate(ctx, user.team_id, &[Dep::Logs]).await;
             return Err(refused());
         }
         db::activity::record(
@@ -120,6 +122,7 @@ impl AuthMutation {
             ),
         )
         .await?;
+        invalidate(ctx, user.team_id, &[Dep::Logs]).await;
         signed_in(ctx, user)
     }
 }

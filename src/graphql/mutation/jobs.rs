@@ -4,10 +4,11 @@ use serde_json::json;
 
 use super::job_for_write;
 use crate::{
+    cache::Dep,
     db::{self, activity::Entry},
     error::{AppError, AppResult, FieldError},
     graphql::{
-        context::ContextExt,
+        context::{ContextExt, invalidate},
         ids::{self, Kind},
         inputs::{Checker, CreateJobInput, UpdateJobInput},
         types::Job,
@@ -77,6 +78,12 @@ impl JobMutation {
         )
         .await?;
         txn.commit().await?;
+        invalidate(
+            ctx,
+            viewer.team_id,
+            &[Dep::Jobs, Dep::Job(updated.id), Dep::Logs],
+        )
+        .await;
         Ok(Job(updated))
     }
 
@@ -101,6 +108,8 @@ impl JobMutation {
         )
         .await?;
         txn.commit().await?;
+        let deps = [Dep::Jobs, Dep::Job(job.id), Dep::Resumes, Dep::Logs];
+        invalidate(ctx, viewer.team_id, &deps).await;
         Ok(true)
     }
 }
@@ -146,5 +155,8 @@ async fn create(ctx: &Context<'_>, input: Vec<CreateJobInput>, bulk: bool) -> Ap
         .collect();
     db::activity::record_many(&txn, entries).await?;
     txn.commit().await?;
+    // A `job(id:)` answer is never cached while the job does not exist, so
+    // new jobs touch only the team-wide namespaces.
+    invalidate(ctx, viewer.team_id, &[Dep::Jobs, Dep::Logs]).await;
     Ok(created.into_iter().map(Job).collect())
 }

@@ -4,10 +4,11 @@ use serde_json::json;
 
 use super::job_for_write;
 use crate::{
+    cache::Dep,
     db::{self, activity::Entry},
     error::AppResult,
     graphql::{
-        context::ContextExt,
+        context::{ContextExt, invalidate},
         ids::{self, Kind},
         types::Resume,
     },
@@ -40,6 +41,8 @@ impl ResumeMutation {
         )
         .await?;
         txn.commit().await?;
+        let deps = [Dep::Resumes, Dep::Job(job.id), Dep::Logs];
+        invalidate(ctx, viewer.team_id, &deps).await;
         Ok(Resume(resume))
     }
 }

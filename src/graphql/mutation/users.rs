@@ -5,6 +5,7 @@ use serde_json::json;
 use super::{auth::unique_email, not_yours};
 use crate::{
     auth::{Viewer, password},
+    cache::Dep,
     db::{
         self,
         activity::Entry,
@@ -13,7 +14,7 @@ use crate::{
     },
     error::{AppError, AppResult},
     graphql::{
-        context::ContextExt,
+        context::{ContextExt, invalidate},
         ids::{self, Kind},
         inputs::{Checker, CreateUserInput, UpdateUserInput, person_name},
         types::User,
@@ -104,6 +105,7 @@ impl UserMutation {
         txn.commit()
             .await
             .map_err(|e| unique_email(e, "input.email"))?;
+        invalidate(ctx, viewer.team_id, &[Dep::Users, Dep::Logs]).await;
         Ok(User(user))
     }
 
@@ -186,6 +188,7 @@ impl UserMutation {
             .await
             .map_err(|e| unique_email(e, "input.email"))?;
         ctx.services()?.auth.forget(updated.id).await;
+        invalidate(ctx, viewer.team_id, &[Dep::Users, Dep::Logs]).await;
         Ok(User(updated))
     }
 
@@ -220,6 +223,7 @@ impl UserMutation {
         .await?;
         txn.commit().await?;
         ctx.services()?.auth.forget(updated.id).await;
+        invalidate(ctx, viewer.team_id, &[Dep::Users, Dep::Logs]).await;
         Ok(User(updated))
     }
 }

@@ -1,0 +1,595 @@
+//! The response cache: whole GraphQL responses kept in Redis (or in
+//! process), keyed by the request's bytes and the caller's team, and made
+//! unreachable by writes before the writing mutation returns.
+//!
+//! # Design
+//!
+//! * **Keys.** Every key of team 42 carries the hash tag `{t42}`, so all of
+//!   a team's keys live in one cluster slot: multi-key commands never hit
+//!   CROSSSLOT and a pattern sweep touches one node.
+//!   `P:{t42}:r:<class>:<hash>` holds a response; `P:{t42}:g:<namespace>`
+//!   holds the namespace's current *generation*, a random 64-bit value.
+//! * **Generations.** A response records the generations of the namespaces
+//!   it depends on ([`analysis::Dep`]), read *before* its SQL ran. It is
+//!   served only while all of them are unchanged, checked in the same
+//!   `MGET` that fetches it: a hit is one round trip. A mutation, after its
+//!   transaction commits and before it returns, sets fresh generations for
+//!   what it changed; from then on every older response is unreachable, on
+//!   every replica, including one that a read which started before the
+//!   write stores afterwards. A missing generation (evicted, expired, new
+//!   Redis) counts as a miss and is re-created with a fresh random value,
+//!   so a value can never come back and revive an old entry.
+//! * **Clearing.** Unreachable entries are deleted in the background by a
+//!   sweeper that coalesces bursts of writes per team and clears them with
+//!   bounded `SCAN MATCH` + `UNLINK` passes (see [`sweeper`]).
+//! * **Stampedes.** Concurrent misses for the same key and the same
+//!   generations run the request once ([`flight`]); lifetimes carry up to
+//!   10% jitter.
+//! * **Failure.** Any cache error or timeout falls back to the database.
+//!   A generation bump that fails is retried until it succeeds, and until
+//!   then this replica bypasses the cache for that team.
+
+pub mod analysis;
+mod flight;
+pub mod metrics;
+pub mod store;
+mod sweeper;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+pub use analysis::{CacheKind, CachePlan, Dep, Plan};
+use metrics::CacheMetrics;
+use store::{MemoryStore, RedisStore, Store, StoreError};
+use sweeper::{Class, Sweeper};
+
+use crate::{config::Secret, db::enums::Role};
+
+/// Bump this when the meaning of keys or values changes between releases.
+const FORMAT: &[u8; 3] = b"JG1";
+
+/// Cache settings (see the README's configuration table).
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// `CACHE_ENABLED` (default true).
+    pub enabled: bool,
+    /// `REDIS_URL`: `redis://…` or `redis-cluster://…`; in-process without.
+    pub redis_url: Option<Secret>,
+    /// Lifetimes per kind: `CACHE_TTL_JOBS_LIST` (60 s), `CACHE_TTL_JOB_DETAIL`
+    /// (300 s), `CACHE_TTL_JOB_STATS` (120 s), `CACHE_TTL_LOGS` (30 s);
+    /// `CACHE_DEFAULT_EXPIRE` replaces the built-in default of every kind
+    /// not set on its own.
+    pub ttl: BTreeMap<CacheKind, Duration>,
+    /// `CACHE_TIMEOUT_MS`: the longest a cache command may take (default 100).
+    pub command_timeout: Duration,
+    /// `CACHE_KEY_PREFIX` (default `jg`): lets services or tests share a Redis.
+    pub key_prefix: String,
+    /// `CACHE_SWEEP_DELAY_MS`: how long the sweeper gathers writes before one
+    /// clearing pass (default 500).
+    pub sweep_delay: Duration,
+    /// `CACHE_SWEEP_MAX_PAGES`: SCAN pages (of 500 keys) one pattern may take
+    /// per pass (default 200).
+    pub sweep_max_pages: usize,
+    /// `CACHE_MEMORY_MAX_ENTRIES`: size of the in-process store (default 100000).
+    pub memory_max_entries: u64,
+    /// `REDIS_POOL_SIZE` (default 4).
+    pub redis_pool_size: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            redis_url: None,
+            ttl: default_ttls(None),
+            command_timeout: Duration::from_millis(100),
+            key_prefix: "jg".to_owned(),
+            sweep_delay: Duration::from_millis(500),
+            sweep_max_pages: 200,
+            memory_max_entries: 100_000,
+            redis_pool_size: 4,
+        }
+    }
+}
+
+/// SPEC's lifetimes, or `default` for every kind when given.
+pub fn default_ttls(default: Option<Duration>) -> BTreeMap<CacheKind, Duration> {
+    CacheKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let builtin = match kind {
+                CacheKind::JobsList => 60,
+                CacheKind::JobDetail => 300,
+                CacheKind::JobStats => 120,
+                CacheKind::Logs => 30,
+            };
+            (kind, default.unwrap_or(Duration::from_secs(builtin)))
+        })
+        .collect()
+}
+
+/// Generations outlive every response (a lost one only costs misses).
+const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Who asks: the parts of the caller that can change an answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    pub team_id: i64,
+    pub role: Role,
+    pub user_id: i64,
+}
+
+/// The outcome of a lookup.
+pub enum Lookup {
+    /// Not cached: execute normally.
+    Bypass,
+    /// The stored response body.
+    Hit(Bytes),
+    /// Execute through [`ResponseCache::fill`] with this ticket.
+    Miss(Ticket),
+}
+
+/// A miss, with the generations read before executing.
+pub struct Ticket {
+    key: String,
+    generations: Vec<u64>,
+    ttl: Duration,
+    kind: CacheKind,
+}
+
+/// What [`ResponseCache::fill`] gets back from executing a request.
+pub struct Computed {
+    /// The HTTP status of the answer (followers of a flight reuse it).
+    pub status: u16,
+    pub body: Bytes,
+    /// Only error-free answers are stored.
+    pub cacheable: bool,
+}
+
+/// Failed generation bumps awaiting a retry, by team.
+#[derive(Default)]
+struct Pending {
+    any: AtomicBool,
+    teams: Mutex<BTreeMap<i64, BTreeSet<Dep>>>,
+}
+
+/// The response cache shared by every request of one replica.
+pub struct ResponseCache {
+    settings: CacheSettings,
+    store: Store,
+    plans: moka::sync::Cache<u128, Arc<Plan>>,
+    flights: flight::Flights,
+    metrics: Arc<CacheMetrics>,
+    sweeper: mpsc::Sender<(i64, Class)>,
+    pending: Pending,
+}
+
+impl ResponseCache {
+    /// Builds the cache and starts its background tasks (sweeper, retries).
+    pub async fn start(
+        settings: CacheSettings,
+        metrics: Arc<CacheMetrics>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let store = match &settings.redis_url {
+            Some(url) => {
+                let redis = RedisStore::connect(
+                    url.expose(),
+                    settings.command_timeout,
+                    settings.redis_pool_size,
+                )
+                .map_err(|e| anyhow::anyhow!("REDIS_URL is not usable: {e}"))?;
+                if !redis.wait_connected(Duration::from_secs(2)).await {
+                    tracing::warn!(
+                        "Redis is unreachable: serving from the database until it connects"
+                    );
+                }
+                Store::Redis(redis)
+            }
+            None => Store::Memory(MemoryStore::new(settings.memory_max_entries)),
+        };
+        let (tx, rx) = mpsc::channel(10_000);
+        let cache = Arc::new(Self {
+            plans: moka::sync::Cache::builder().max_capacity(50_000).build(),
+            flights: flight::Flights::default(),
+            sweeper: tx,
+            pending: Pending::default(),
+            store,
+            metrics,
+            settings,
+        });
+        tracing::info!(
+            backend = cache.store.backend(),
+            enabled = cache.settings.enabled,
+            "response cache ready"
+        );
+        Sweeper {
+            store: cache.store.clone(),
+            metrics: Arc::clone(&cache.metrics),
+            prefix: cache.settings.key_prefix.clone(),
+            delay: cache.settings.sweep_delay,
+            max_pages: cache.settings.sweep_max_pages,
+        }
+        .spawn(rx);
+        tokio::spawn(retry_pending(Arc::downgrade(&cache)));
+        Ok(cache)
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.settings.enabled
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &CacheMetrics {
+        &self.metrics
+    }
+
+    /// Whether the store answers and no invalidation is waiting to be
+    /// applied (for `/ready`).
+    pub async fn healthy(&self) -> bool {
+        !self.pending.any.load(Ordering::Acquire)
+            && tokio::time::timeout(self.settings.command_timeout * 5, self.store.ping())
+                .await
+                .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The plan of a request seen before, by the hash of its bytes.
+    pub fn known_plan(&self, request_hash: u128) -> Option<Arc<Plan>> {
+        self.plans.get(&request_hash)
+    }
+
+    pub fn remember_plan(&self, request_hash: u128, plan: Plan) -> Arc<Plan> {
+        let plan = Arc::new(plan);
+        self.plans.insert(request_hash, Arc::clone(&plan));
+        plan
+    }
+
+    fn gen_key(&self, team_id: i64, dep: Dep) -> String {
+        let prefix = &self.settings.key_prefix;
+        match dep {
+            Dep::Jobs => format!("{prefix}:{{t{team_id}}}:g:jobs"),
+            Dep::Job(id) => format!("{prefix}:{{t{team_id}}}:g:job:{id}"),
+            Dep::Users => format!("{prefix}:{{t{team_id}}}:g:users"),
+            Dep::Logs => format!("{prefix}:{{t{team_id}}}:g:logs"),
+            Dep::Resumes => format!("{prefix}:{{t{team_id}}}:g:resumes"),
+        }
+    }
+
+    fn entry_key(&self, request_hash: u128, plan: &CachePlan, scope: &Scope) -> String {
+        let who: i64 = match (plan.per_user, scope.role) {
+            (false, _) => 0,
+            (true, Role::Admin) => -1,
+            (true, _) => scope.user_id,
+        };
+        let mut seed = [0u8; 16 + 8 + 3];
+        seed[..16].copy_from_slice(&request_hash.to_le_bytes());
+        seed[16..24].copy_from_slice(&who.to_le_bytes());
+        seed[24..].copy_from_slice(FORMAT);
+        let hash = xxhash_rust::xxh3::xxh3_128(&seed);
+        let class = Class::of(plan).segment();
+        format!(
+            "{}:{{t{}}}:r:{class}:{hash:032x}",
+            self.settings.key_prefix, scope.team_id
+        )
+    }
+
+    fn ttl_of(&self, plan: &CachePlan) -> (CacheKind, Duration) {
+        plan.kinds
+            .iter()
+            .map(|k| {
+                (
+                    *k,
+                    self.settings
+                        .ttl
+                        .get(k)
+                        .copied()
+                        .unwrap_or(Duration::from_secs(60)),
+                )
+            })
+            .min_by_key(|(_, ttl)| *ttl)
+            .unwrap_or((CacheKind::JobsList, Duration::from_secs(60)))
+    }
+
+    /// Looks a request up: one `MGET` of its generations and its entry.
+    pub async fn lookup(&self, request_hash: u128, plan: &CachePlan, scope: &Scope) -> Lookup {
+        let (kind, ttl) = self.ttl_of(plan);
+        if !self.settings.enabled || self.has_pending(scope.team_id) {
+            self.metrics.bypass(kind);
+            return Lookup::Bypass;
+        }
+        let key = self.entry_key(request_hash, plan, scope);
+        let mut keys: Vec<String> = plan
+            .deps
+            .iter()
+            .map(|d| self.gen_key(scope.team_id, *d))
+            .collect();
+        keys.push(key.clone());
+        let mut values = match self.timed(self.store.mget(keys)).await {
+            Ok(values) if values.len() == plan.deps.len() + 1 => values,
+            Ok(_) | Err(_) => {
+                self.metrics.error(kind);
+                return Lookup::Bypass;
+            }
+        };
+        let entry = values.pop().flatten();
+        let generations: Vec<Option<u64>> = values
+            .iter()
+            .map(|v| v.as_deref().and_then(parse_gen))
+            .collect();
+        if let Some(entry) = entry
+            && generations.iter().all(Option::is_some)
+            && let Some(body) = decode_entry(&entry, &generations)
+        {
+            self.metrics.hit(kind);
+            return Lookup::Hit(body);
+        }
+        self.metrics.miss(kind);
+        let generations = match self
+            .complete_generations(scope.team_id, &plan.deps, generations)
+            .await
+        {
+            Some(g) => g,
+            None => {
+                self.metrics.error(kind);
+                return Lookup::Bypass;
+            }
+        };
+        Lookup::Miss(Ticket {
+            key,
+            generations,
+            ttl,
+            kind,
+        })
+    }
+
+    /// Creates missing generations (fresh random values, `SET NX`) and
+    /// reads back what won.
+    async fn complete_generations(
+        &self,
+        team_id: i64,
+        deps: &[Dep],
+        found: Vec<Option<u64>>,
+    ) -> Option<Vec<u64>> {
+        if found.iter().all(Option::is_some) {
+            return Some(found.into_iter().flatten().collect());
+        }
+        let missing: Vec<(String, Bytes)> = deps
+            .iter()
+            .zip(&found)
+            .filter(|(_, g)| g.is_none())
+            .map(|(d, _)| (self.gen_key(team_id, *d), fresh_generation()))
+            .collect();
+        self.timed(self.store.set_many(missing, GENERATION_TTL, true))
+            .await
+            .ok()?;
+        let keys = deps.iter().map(|d| self.gen_key(team_id, *d)).collect();
+        let values = self.timed(self.store.mget(keys)).await.ok()?;
+        values
+            .iter()
+            .map(|v| v.as_deref().and_then(parse_gen))
+            .collect()
+    }
+
+    /// Runs `compute` once for all concurrent misses of the same key and
+    /// generations. The leader stores a cacheable answer before the flight
+    /// ends, so a request arriving later either joins the flight or hits.
+    pub async fn fill<F, Fut>(self: &Arc<Self>, ticket: Ticket, compute: F) -> Arc<Computed>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Computed>,
+    {
+        let flight_key = flight::key(&ticket.key, &ticket.generations);
+        let (key, generations, ttl, kind) =
+            (ticket.key, ticket.generations, ticket.ttl, ticket.kind);
+        let (computed, leader) = self
+            .flights
+            .run(flight_key, || async {
+                let computed = compute().await;
+                if computed.cacheable {
+                    let value = encode_entry(&generations, &computed.body);
+                    if self
+                        .timed(self.store.set(key, value, Some(jitter(ttl))))
+                        .await
+                        .is_err()
+                    {
+                        self.metrics.error(kind);
+                    }
+                }
+                computed
+            })
+            .await;
+        if !leader {
+            self.metrics.coalesced(kind);
+        }
+        computed
+    }
+
+    /// Makes every response that depends on `deps` of `team_id` unreachable:
+    /// call after the transaction commits and before the mutation returns.
+    pub async fn invalidate(&self, team_id: i64, deps: &[Dep]) {
+        if !self.settings.enabled || deps.is_empty() {
+            return;
+        }
+        self.metrics.invalidations.inc_by(deps.len() as u64);
+        if let Err(error) = self.bump(team_id, deps).await {
+            tracing::warn!(%error, team_id, "cache invalidation failed; retrying in the background");
+            self.add_pending(team_id, deps);
+        }
+        for class in deps.iter().flat_map(|d| Class::cleared_by(*d)) {
+            // A full queue only delays memory reuse: lifetimes still expire.
+            let _ = self.sweeper.try_send((team_id, class));
+        }
+    }
+
+    async fn bump(&self, team_id: i64, deps: &[Dep]) -> Result<(), StoreError> {
+        let pairs = deps
+            .iter()
+            .map(|d| (self.gen_key(team_id, *d), fresh_generation()))
+            .collect();
+        self.timed(self.store.set_many(pairs, GENERATION_TTL, false))
+            .await
+    }
+
+    fn has_pending(&self, team_id: i64) -> bool {
+        self.pending.any.load(Ordering::Acquire)
+            && self
+                .pending
+                .teams
+                .lock()
+                .map(|t| t.contains_key(&team_id))
+                .unwrap_or(true)
+    }
+
+    fn add_pending(&self, team_id: i64, deps: &[Dep]) {
+        if let Ok(mut teams) = self.pending.teams.lock() {
+            teams
+                .entry(team_id)
+                .or_default()
+                .extend(deps.iter().copied());
+            self.pending.any.store(true, Ordering::Release);
+        }
+    }
+
+    /// Bounds every command by `CACHE_TIMEOUT_MS` (fred also times out, but
+    /// not while it is reconnecting and queueing).
+    async fn timed<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.settings.command_timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable),
+        }
+    }
+}
+
+/// Retries failed generation bumps until they land.
+async fn retry_pending(cache: std::sync::Weak<ResponseCache>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        if !cache.pending.any.load(Ordering::Acquire) {
+            continue;
+        }
+        let snapshot: Vec<(i64, Vec<Dep>)> = match cache.pending.teams.lock() {
+            Ok(teams) => teams
+                .iter()
+                .map(|(t, d)| (*t, d.iter().copied().collect()))
+                .collect(),
+            Err(_) => continue,
+        };
+        for (team_id, deps) in snapshot {
+            if cache.bump(team_id, &deps).await.is_ok()
+                && let Ok(mut teams) = cache.pending.teams.lock()
+            {
+                teams.remove(&team_id);
+                if teams.is_empty() {
+                    cache.pending.any.store(false, Ordering::Release);
+                }
+                tracing::info!(team_id, "deferred cache invalidation applied");
+            }
+        }
+    }
+}
+
+/// A new random generation, as decimal text (readable in `redis-cli`).
+fn fresh_generation() -> Bytes {
+    Bytes::from(rand::random::<u64>().to_string())
+}
+
+fn parse_gen(raw: &[u8]) -> Option<u64> {
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+/// `JG1`, the count of generations, each as 8 big-endian bytes, the body.
+fn encode_entry(generations: &[u64], body: &Bytes) -> Bytes {
+    let mut out = BytesMut::with_capacity(4 + generations.len() * 8 + body.len());
+    out.put_slice(FORMAT);
+    out.put_u8(generations.len() as u8);
+    for g in generations {
+        out.put_u64(*g);
+    }
+    out.put_slice(body);
+    out.freeze()
+}
+
+/// The body, if the entry was made under exactly these generations.
+fn decode_entry(entry: &Bytes, current: &[Option<u64>]) -> Option<Bytes> {
+    let header = 4 + current.len() * 8;
+    if entry.len() < header || &entry[..3] != FORMAT || entry[3] as usize != current.len() {
+        return None;
+    }
+    for (i, generation) in current.iter().enumerate() {
+        let at = 4 + i * 8;
+        let stored = u64::from_be_bytes(entry[at..at + 8].try_into().ok()?);
+        if Some(stored) != *generation {
+            return None;
+        }
+    }
+    Some(entry.slice(header..))
+}
+
+/// Up to 10% shorter, so entries filled together do not expire together.
+fn jitter(ttl: Duration) -> Duration {
+    let factor = 1.0 - rand::random::<f64>() * 0.1;
+    ttl.mul_f64(factor).max(Duration::from_millis(1))
+}
+
+/// The hash of a request's bytes (query, variables, operation name).
+pub fn request_hash(raw: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_decode_only_under_their_own_generations() {
+        let body = Bytes::from_static(br#"{"data":{}}"#);
+        let entry = encode_entry(&[1, 2], &body);
+        assert_eq!(decode_entry(&entry, &[Some(1), Some(2)]), Some(body));
+        assert_eq!(decode_entry(&entry, &[Some(1), Some(3)]), None);
+        assert_eq!(decode_entry(&entry, &[Some(1)]), None);
+        assert_eq!(decode_entry(&Bytes::from_static(b"junk"), &[]), None);
+    }
+
+    #[test]
+    fn jitter_shortens_by_at_most_a_tenth() {
+        for _ in 0..1000 {
+            let t = jitter(Duration::from_secs(100));
+            assert!(
+                t <= Duration::from_secs(100) && t >= Duration::from_secs(90),
+                "{t:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn default_expire_replaces_every_builtin_lifetime() {
+        assert_eq!(
+            default_ttls(None)[&CacheKind::Logs],
+            Duration::from_secs(30)
+        );
+        let all = default_ttls(Some(Duration::from_secs(7)));
+        assert!(all.values().all(|t| *t == Duration::from_secs(7)));
+    }
+}

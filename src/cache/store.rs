@@ -1,0 +1,379 @@
+//! Where cache entries live: Redis through fred (standalone or cluster), or
+//! an in-process moka cache with the same operations and semantics for the
+//! embedded default. Every operation the cache layer needs touches keys of
+//! one team only, and a team's keys share one hash tag, so each is a single
+//! round trip to a single cluster node.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use fred::{
+    prelude::{
+        ClientLike, Config as RedisConfig, EventInterface, KeysInterface, Pool, ReconnectPolicy,
+        TcpConfig,
+    },
+    types::{Expiration, SetOptions, scan::Scanner},
+};
+use futures::StreamExt;
+use moka::{Expiry, sync::Cache as Moka};
+
+/// A cache operation that failed; the caller serves from the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the cache is not connected")]
+    Unavailable,
+    #[error("cache command failed: {0}")]
+    Redis(#[from] fred::error::Error),
+}
+
+#[derive(Clone)]
+struct MemEntry {
+    value: Bytes,
+    ttl: Option<Duration>,
+}
+
+struct PerEntryTtl;
+
+impl Expiry<String, MemEntry> for PerEntryTtl {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &MemEntry,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
+        value.ttl
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &MemEntry,
+        _now: std::time::Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        value.ttl
+    }
+}
+
+/// The in-process store: bounded, per-entry lifetimes, prefix deletes.
+#[derive(Clone)]
+pub struct MemoryStore {
+    entries: Moka<String, MemEntry>,
+}
+
+impl MemoryStore {
+    pub fn new(max_entries: u64) -> Self {
+        Self {
+            entries: Moka::builder()
+                .max_capacity(max_entries)
+                .expire_after(PerEntryTtl)
+                .build(),
+        }
+    }
+}
+
+/// Redis through a small fred pool.
+#[derive(Clone)]
+pub struct RedisStore {
+    pool: Pool,
+}
+
+impl RedisStore {
+    /// Builds the pool and starts connecting in the background: an
+    /// unreachable Redis at start-up is a degraded cache, not a failed start.
+    /// fred reconnects by itself (exponential back-off, forever).
+    pub fn connect(
+        url: &str,
+        command_timeout: Duration,
+        pool_size: usize,
+    ) -> Result<Self, fred::error::Error> {
+        let mut config = RedisConfig::from_url(url)?;
+        // Keep trying when Redis is unreachable at start-up, too.
+        config.fail_fast = false;
+        let pool = fred::types::Builder::from_config(config)
+            .with_performance_config(|p| {
+                p.default_command_timeout = command_timeout;
+            })
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(2);
+                c.internal_command_timeout = Duration::from_secs(2);
+                c.max_command_attempts = 1;
+                c.tcp = TcpConfig {
+                    nodelay: Some(true),
+                    ..Default::default()
+                };
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build_pool(pool_size)?;
+        for client in pool.clients() {
+            let _errors = client.on_error(|(error, server)| async move {
+                tracing::warn!(%error, server = ?server, "redis connection error");
+                Ok(())
+            });
+            let _reconnects = client.on_reconnect(|server| async move {
+                tracing::info!(%server, "redis connection (re-)established");
+                Ok(())
+            });
+        }
+        let _ = pool.connect_pool();
+        Ok(Self { pool })
+    }
+
+    /// Waits (bounded) for the first connection, so a normal start serves
+    /// its first requests from a connected cache.
+    pub async fn wait_connected(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.pool.wait_for_connect())
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn client(&self) -> Result<&fred::clients::Client, StoreError> {
+        let client = self.pool.next_connected();
+        if client.is_connected() {
+            Ok(client)
+        } else {
+            Err(StoreError::Unavailable)
+        }
+    }
+}
+
+/// The store behind the cache.
+#[derive(Clone)]
+pub enum Store {
+    Redis(RedisStore),
+    Memory(MemoryStore),
+}
+
+impl Store {
+    /// For the start-up log line and `/ready`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Redis(_) => "redis",
+            Self::Memory(_) => "in-process",
+        }
+    }
+
+    /// Whether commands can be sent now (false while Redis is away).
+    pub fn is_up(&self) -> bool {
+        match self {
+            Self::Redis(r) => r.pool.clients().iter().any(|c| c.is_connected()),
+            Self::Memory(_) => true,
+        }
+    }
+
+    /// `MGET`: values in key order.
+    pub async fn mget(&self, keys: Vec<String>) -> Result<Vec<Option<Bytes>>, StoreError> {
+        match self {
+            Self::Redis(r) => {
+                let client = r.client()?;
+                if keys.len() == 1 {
+                    let value: Option<Bytes> = client
+                        .get(keys.into_iter().next().unwrap_or_default())
+                        .await?;
+                    return Ok(vec![value]);
+                }
+                Ok(client.mget(keys).await?)
+            }
+            Self::Memory(m) => Ok(keys
+                .iter()
+                .map(|k| m.entries.get(k).map(|e| e.value))
+                .collect()),
+        }
+    }
+
+    /// `SET … PX` (or no expiry).
+    pub async fn set(
+        &self,
+        key: String,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Redis(r) => {
+                let expire = ttl.map(|t| Expiration::PX(t.as_millis().max(1) as i64));
+                r.client()?
+                    .set::<(), _, _>(key, value, expire, None, false)
+                    .await?;
+                Ok(())
+            }
+            Self::Memory(m) => {
+                m.entries.insert(key, MemEntry { value, ttl });
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets several keys (of one team) in one round trip. With `only_new`,
+    /// keys that exist keep their value (`SET NX`).
+    pub async fn set_many(
+        &self,
+        pairs: Vec<(String, Bytes)>,
+        ttl: Duration,
+        only_new: bool,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Redis(r) => {
+                let pipeline = r.client()?.pipeline();
+                let options = only_new.then_some(SetOptions::NX);
+                for (key, value) in pairs {
+                    let expire = Some(Expiration::PX(ttl.as_millis().max(1) as i64));
+                    pipeline
+                        .set::<(), _, _>(key, value, expire, options.clone(), false)
+                        .await?;
+                }
+                let _: Vec<fred::types::Value> = pipeline.all().await?;
+                Ok(())
+            }
+            Self::Memory(m) => {
+                for (key, value) in pairs {
+                    let entry = MemEntry {
+                        value,
+                        ttl: Some(ttl),
+                    };
+                    if only_new {
+                        m.entries.entry(key).or_insert(entry);
+                    } else {
+                        m.entries.insert(key, entry);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes keys matching `prefix*` with `SCAN … MATCH` and `UNLINK`, at
+    /// most `max_pages` pages of `page_size` keys. The prefix carries the
+    /// team's hash tag, so on a cluster fred sends the SCAN to the one node
+    /// that owns the slot and every UNLINK batch stays within one slot.
+    pub async fn delete_prefix(
+        &self,
+        prefix: &str,
+        page_size: u32,
+        max_pages: usize,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Self::Redis(r) => {
+                let client = r.client()?;
+                let pattern = format!("{}*", escape_glob(prefix));
+                let mut pages = client.scan(pattern, Some(page_size), None);
+                let mut removed = 0u64;
+                let mut seen = 0usize;
+                while let Some(page) = pages.next().await {
+                    let mut page = page?;
+                    if let Some(keys) = page.take_results()
+                        && !keys.is_empty()
+                    {
+                        removed += client.unlink::<u64, _>(keys).await?;
+                    }
+                    seen += 1;
+                    if seen >= max_pages {
+                        page.cancel();
+                        break;
+                    }
+                    page.next();
+                }
+                Ok(removed)
+            }
+            Self::Memory(m) => {
+                let keys: Vec<Arc<String>> = m
+                    .entries
+                    .iter()
+                    .map(|(k, _)| k)
+                    .filter(|k| k.starts_with(prefix))
+                    .collect();
+                for key in &keys {
+                    m.entries.invalidate(key.as_str());
+                }
+                Ok(keys.len() as u64)
+            }
+        }
+    }
+
+    /// A round trip for `/ready`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Redis(r) => {
+                r.client()?.ping::<()>(None).await?;
+                Ok(())
+            }
+            Self::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// Escapes the glob characters SCAN MATCH understands.
+fn escape_glob(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() + 4);
+    for c in raw.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(escape_glob("jg:{t1}:r:"), "jg:{t1}:r:");
+        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_deletes_by_prefix_and_honours_lifetimes() {
+        let store = Store::Memory(MemoryStore::new(1000));
+        store
+            .set("a:1".into(), Bytes::from_static(b"x"), None)
+            .await
+            .unwrap();
+        store
+            .set("a:2".into(), Bytes::from_static(b"y"), None)
+            .await
+            .unwrap();
+        store
+            .set(
+                "b:1".into(),
+                Bytes::from_static(b"z"),
+                Some(Duration::from_millis(20)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.delete_prefix("a:", 100, 10).await.unwrap(), 2);
+        let got = store.mget(vec!["a:1".into(), "b:1".into()]).await.unwrap();
+        assert_eq!(got, [None, Some(Bytes::from_static(b"z"))]);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(store.mget(vec!["b:1".into()]).await.unwrap(), [None]);
+    }
+
+    #[tokio::test]
+    async fn set_many_only_new_keeps_existing_values() {
+        let store = Store::Memory(MemoryStore::new(1000));
+        store
+            .set("g".into(), Bytes::from_static(b"1"), None)
+            .await
+            .unwrap();
+        store
+            .set_many(
+                vec![
+                    ("g".into(), Bytes::from_static(b"2")),
+                    ("h".into(), Bytes::from_static(b"3")),
+                ],
+                Duration::from_secs(60),
+                true,
+            )
+            .await
+            .unwrap();
+        let got = store.mget(vec!["g".into(), "h".into()]).await.unwrap();
+        assert_eq!(
+            got,
+            [
+                Some(Bytes::from_static(b"1")),
+                Some(Bytes::from_static(b"3"))
+            ]
+        );
+    }
+}

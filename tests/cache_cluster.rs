@@ -1,0 +1,111 @@
+//! The cache on a 3-primary Redis Cluster the test starts itself: a team's
+//! keys share one slot, lookups and bumps never hit CROSSSLOT, and pattern
+//! clearing finds the keys on whichever node owns the team's slot.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, redis::RedisCluster};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_works_on_a_cluster_and_clears_only_stale_keys_of_one_slot() {
+    let cluster = RedisCluster::start();
+    let url = cluster.url();
+    let app = TestApp::spawn_with(move |c| {
+        c.cache.redis_url = Some(jobgraph::config::Secret::new(url));
+        c.cache.sweep_delay = Duration::from_millis(100);
+    })
+    .await;
+    let prefix = app.config.cache.key_prefix.clone();
+    let mut teams = Vec::new();
+    for t in 0..4 {
+        let (token, _) = app
+            .signup(&format!("Team {t}"), &format!("t{t}@example.com"))
+            .await;
+        let ids = app.create_jobs(&token, &format!("T{t} job"), 3).await;
+        teams.push((token, ids));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let detail = "query($id: ID!) { job(id: $id) { title } }";
+    let list = "{ jobs { nodes { title createdBy { name } } } jobStats { total } }";
+    for (token, ids) in &teams {
+        for query_vars in [
+            (list, json!({})),
+            (detail, json!({ "id": ids[0] })),
+            (detail, json!({ "id": ids[1] })),
+        ] {
+            assert_eq!(
+                app.cached(token, query_vars.0, query_vars.1.clone())
+                    .await
+                    .0,
+                "MISS"
+            );
+            assert_eq!(app.cached(token, query_vars.0, query_vars.1).await.0, "HIT");
+        }
+    }
+    let all = cluster.keys(&format!("{prefix}:*:r:*"));
+    assert_eq!(all.len(), 12, "{all:?}");
+
+    // Teams spread over the nodes, each team's keys on one node.
+    let mut nodes_used = std::collections::BTreeSet::new();
+    for t in 1..=4 {
+        let mut nodes = std::collections::BTreeSet::new();
+        for port in &cluster.ports {
+            let out = std::process::Command::new("redis-cli")
+                .args([
+                    "-p",
+                    &port.to_string(),
+                    "--scan",
+                    "--pattern",
+                    &format!("{prefix}:*{{t{t}}}:*"),
+                ])
+                .output()
+                .unwrap();
+            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                nodes.insert(*port);
+            }
+        }
+        assert_eq!(nodes.len(), 1, "team {t}'s keys sit on {nodes:?}");
+        nodes_used.extend(nodes);
+    }
+
+    // Write to team 0's first job: its list and that job's detail go, the
+    // rest stays, on every node.
+    let (token, ids) = &teams[0];
+    app.ok(
+        token,
+        "mutation($id: ID!) { updateJob(id: $id, input: {title: \"Changed\"}) { id } }",
+        json!({ "id": ids[0] }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let left = cluster.keys(&format!("{prefix}:*:r:*"));
+    let team0: Vec<&String> = left.iter().filter(|k| k.contains("{t1}")).collect();
+    // Only the untouched second job's detail is left of team 0.
+    assert_eq!(team0.len(), 1, "{team0:?}");
+    assert_eq!(
+        left.len() - team0.len(),
+        9,
+        "other teams' keys must stay: {left:?}"
+    );
+    assert_eq!(
+        app.cached(token, detail, json!({ "id": ids[1] })).await.0,
+        "HIT"
+    );
+    let (state, data) = app.cached(token, detail, json!({ "id": ids[0] })).await;
+    assert_eq!(
+        (state.as_str(), &data["job"]["title"]),
+        ("MISS", &json!("Changed"))
+    );
+    assert!(app.metric("jobgraph_cache_keys_removed_total").await >= 2.0);
+    assert_eq!(app.metric("jobgraph_cache_sweep_failures_total").await, 0.0);
+    assert_eq!(
+        app.metric("jobgraph_cache_errors_total{kind=\"job_detail\"}")
+            .await,
+        0.0
+    );
+}
