@@ -2,20 +2,28 @@
 //! router, binds the port and serves until a shutdown signal. Tests start
 //! exactly this on port 0.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, OnceLock, Weak},
+};
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Notify};
 
 use crate::{
     auth::{Authenticator, JwtKeys, jwt},
     cache::{ResponseCache, metrics::CacheMetrics},
     config::{Config, Secret},
     db,
+    email::Mailer,
     graphql::{self, JobgraphSchema, Services},
     http,
     metrics::Metrics,
+    resume_writer::ResumeWriter,
+    tasks::{StatsWarmer, TaskContext, TaskMetrics, TaskSystem},
 };
 
 struct Inner {
@@ -25,6 +33,7 @@ struct Inner {
     schema: JobgraphSchema,
     metrics: Arc<Metrics>,
     cache: Arc<ResponseCache>,
+    tasks: Arc<TaskSystem>,
 }
 
 /// Shared, cheaply cloned state of the running service.
@@ -55,6 +64,10 @@ impl AppState {
     pub fn cache(&self) -> &Arc<ResponseCache> {
         &self.0.cache
     }
+
+    pub fn tasks(&self) -> &Arc<TaskSystem> {
+        &self.0.tasks
+    }
 }
 
 /// The signing key: `JWT_SECRET`, or the embedded default's local key file.
@@ -74,9 +87,11 @@ pub struct Application {
 impl Application {
     /// Connects, migrates when configured to, and binds `config.bind_addr`.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        install_crypto_provider();
         let mut metrics = Metrics::new();
         let cache_metrics = Arc::new(CacheMetrics::default());
         cache_metrics.register(metrics.registry_mut());
+        let task_metrics = Arc::new(TaskMetrics::new(metrics.registry_mut()));
         let metrics = Arc::new(metrics);
         let db = db::connect(&config, &metrics).await?;
         if config.auto_migrate {
@@ -93,6 +108,16 @@ impl Application {
             db::instance_id(&db).await?
         );
         let cache = ResponseCache::start(cache_settings, cache_metrics).await?;
+        let tasks = TaskSystem::start(Arc::new(TaskContext {
+            db: db::connect_tasks(&config, &metrics).await?,
+            cache: Arc::clone(&cache),
+            writer: ResumeWriter::new(&config.model)?,
+            mailer: Mailer::new(&config.mail)?,
+            settings: config.tasks.clone(),
+            metrics: task_metrics,
+            warmer: OnceLock::new(),
+            wake: Arc::new(Notify::new()),
+        }));
         let auth = Arc::new(Authenticator::new(JwtKeys::new(
             &jwt_secret(&config)?,
             config.jwt_ttl,
@@ -103,6 +128,7 @@ impl Application {
             config: Arc::clone(&config),
             auth: Arc::clone(&auth),
             cache: Arc::clone(&cache),
+            tasks: tasks.handle(),
         });
         let listener = TcpListener::bind(config.bind_addr)
             .await
@@ -114,7 +140,10 @@ impl Application {
             schema,
             metrics,
             cache,
+            tasks,
         }));
+        let warmer: Arc<dyn StatsWarmer> = Arc::new(Warmer(Arc::downgrade(&state.0)));
+        let _ = state.tasks().context().warmer.set(warmer);
         Ok(Self { listener, state })
     }
 
@@ -127,21 +156,51 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves until `shutdown` completes: then stops taking new background
+    /// tasks at once, finishes in-flight requests, lets running tasks finish
+    /// (or hands them back to the queue after the grace period) and exits.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "jobgraph is listening");
+        let tasks = Arc::clone(self.state.tasks());
+        let signal = async move {
+            shutdown.await;
+            tasks.stop_claiming();
+        };
         axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(signal)
             .await
             .context("the HTTP server failed")?;
+        self.state.tasks().drain().await;
+        self.state.tasks().context().db.clone().close().await.ok();
         self.state.db().clone().close().await.ok();
         tracing::info!("jobgraph stopped");
         Ok(())
     }
+}
+
+/// Lets the cache's stats refresh reach the HTTP layer without keeping the
+/// application alive.
+struct Warmer(Weak<Inner>);
+
+impl StatsWarmer for Warmer {
+    fn warm(&self, team_id: i64) -> BoxFuture<'_, usize> {
+        Box::pin(async move {
+            match self.0.upgrade() {
+                Some(inner) => http::graphql::warm_stats(&AppState(inner), team_id).await,
+                None => 0,
+            }
+        })
+    }
+}
+
+/// reqwest, lettre, sqlx and fred all use rustls; only ring is built, and it
+/// is made the process default so every TLS client agrees.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -8,7 +8,12 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use anyhow::{Context, bail};
 
-use crate::cache::{CacheKind, CacheSettings};
+use crate::{
+    cache::{CacheKind, CacheSettings},
+    email::MailSettings,
+    resume_writer::ModelSettings,
+    tasks::TaskSettings,
+};
 
 /// A string that never prints: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -57,6 +62,12 @@ pub struct Config {
     pub log_json: bool,
     /// The response cache (`REDIS_URL`, `CACHE_*`).
     pub cache: CacheSettings,
+    /// Background workers (`WORKER_CONCURRENCY`, `TASK_*`, `LOG_RETENTION_*`).
+    pub tasks: TaskSettings,
+    /// E-mail (`SMTP_URL`, `SMTP_FROM`, `OUTBOX_DIR`).
+    pub mail: MailSettings,
+    /// The resume model (`OPENAI_*`).
+    pub model: ModelSettings,
 }
 
 /// Bounds on client-controlled sizes; each is an environment variable.
@@ -111,6 +122,9 @@ impl Config {
             limits: Limits::default(),
             log_json: false,
             cache: CacheSettings::default(),
+            tasks: TaskSettings::default(),
+            mail: MailSettings::default(),
+            model: ModelSettings::default(),
         }
     }
 
@@ -191,6 +205,7 @@ impl Config {
             l.max_query_complexity = parse_range("MAX_QUERY_COMPLEXITY", &v, 10, 10_000_000)?;
         }
         read_cache_settings(&get, &mut config.cache)?;
+        read_background_settings(&get, &mut config)?;
         config.log_json = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -270,6 +285,74 @@ fn read_cache_settings(
     }
     if let Some(v) = get("REDIS_POOL_SIZE") {
         cache.redis_pool_size = parse_range("REDIS_POOL_SIZE", &v, 1usize, 64)?;
+    }
+    Ok(())
+}
+
+fn read_background_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    config: &mut Config,
+) -> anyhow::Result<()> {
+    let t = &mut config.tasks;
+    if let Some(v) = get("WORKER_CONCURRENCY") {
+        t.concurrency = parse_range("WORKER_CONCURRENCY", &v, 0usize, 256)?;
+    }
+    if let Some(v) = get("TASK_POLL_MS") {
+        t.poll = Duration::from_millis(parse_range("TASK_POLL_MS", &v, 10u64, 60_000)?);
+    }
+    if let Some(v) = get("TASK_LEASE_SECS") {
+        t.lease = Duration::from_secs(parse_range("TASK_LEASE_SECS", &v, 1u64, 86_400)?);
+    }
+    if let Some(v) = get("TASK_MAX_ATTEMPTS") {
+        t.max_attempts = parse_range("TASK_MAX_ATTEMPTS", &v, 1i32, 100)?;
+    }
+    if let Some(v) = get("TASK_BACKOFF_MS") {
+        t.backoff = Duration::from_millis(parse_range("TASK_BACKOFF_MS", &v, 1u64, 3_600_000)?);
+    }
+    if let Some(v) = get("SHUTDOWN_GRACE_SECS") {
+        t.shutdown_grace = Duration::from_secs(parse_range("SHUTDOWN_GRACE_SECS", &v, 0u64, 3600)?);
+    }
+    if let Some(v) = get("LOG_RETENTION_DAYS") {
+        t.retention_days = parse_range("LOG_RETENTION_DAYS", &v, 1i64, 36_500)?;
+    }
+    if let Some(v) = get("LOG_RETENTION_INTERVAL_SECS") {
+        t.retention_interval = Duration::from_secs(parse_range(
+            "LOG_RETENTION_INTERVAL_SECS",
+            &v,
+            1u64,
+            604_800,
+        )?);
+    }
+    if let Some(v) = get("STATS_REFRESH_DELAY_MS") {
+        t.stats_refresh_delay =
+            Duration::from_millis(parse_range("STATS_REFRESH_DELAY_MS", &v, 0u64, 600_000)?);
+    }
+    let m = &mut config.mail;
+    if let Some(url) = get("SMTP_URL") {
+        if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            bail!("SMTP_URL must start with smtp:// or smtps://");
+        }
+        m.smtp_url = Some(Secret::new(url));
+    }
+    if let Some(from) = get("SMTP_FROM") {
+        m.from = from;
+    }
+    if let Some(dir) = get("OUTBOX_DIR") {
+        m.outbox_dir = PathBuf::from(dir);
+    }
+    let model = &mut config.model;
+    model.api_key = get("OPENAI_API_KEY").map(Secret::new);
+    if let Some(url) = get("OPENAI_BASE_URL") {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("OPENAI_BASE_URL must be an http(s) URL");
+        }
+        model.base_url = url;
+    }
+    if let Some(name) = get("OPENAI_MODEL") {
+        model.model = name;
+    }
+    if let Some(v) = get("OPENAI_TIMEOUT_SECS") {
+        model.timeout = Duration::from_secs(parse_range("OPENAI_TIMEOUT_SECS", &v, 1u64, 600)?);
     }
     Ok(())
 }

@@ -20,6 +20,12 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// Which database pool ran a statement: `requests` or `tasks`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub pool: &'static str,
+}
+
 /// Labels of a per-route latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -38,9 +44,9 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabels>,
-    pub sql_statements: Counter,
-    pub sql_failures: Counter,
-    pub sql_duration: Histogram,
+    pub sql_statements: Family<PoolLabels, Counter>,
+    pub sql_failures: Family<PoolLabels, Counter>,
+    pub sql_duration: HistogramFamily<PoolLabels>,
 }
 
 impl Default for Metrics {
@@ -65,19 +71,20 @@ impl Metrics {
             "Time to answer an HTTP request, by route",
             http_duration.clone(),
         );
-        let sql_statements = Counter::default();
+        let sql_statements = Family::<PoolLabels, Counter>::default();
         registry.register(
             "sql_statements",
-            "SQL statements executed",
+            "SQL statements executed, by pool",
             sql_statements.clone(),
         );
-        let sql_failures = Counter::default();
+        let sql_failures = Family::<PoolLabels, Counter>::default();
         registry.register(
             "sql_statement_failures",
-            "SQL statements that returned an error",
+            "SQL statements that returned an error, by pool",
             sql_failures.clone(),
         );
-        let sql_duration = latency_histogram();
+        let sql_duration: HistogramFamily<PoolLabels> =
+            Family::new_with_constructor(latency_histogram);
         registry.register(
             "sql_statement_duration_seconds",
             "Time spent executing one SQL statement",

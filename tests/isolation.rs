@@ -223,7 +223,8 @@ async fn every_list_holds_only_the_callers_team() {
 
 #[tokio::test]
 async fn writes_to_another_teams_rows_are_forbidden_and_change_nothing() {
-    let app = TestApp::spawn().await;
+    // No background workers: resumes must not change state under the snapshot.
+    let app = TestApp::spawn_with(|c| c.tasks.concurrency = 0).await;
     let a = team(&app, "Alpha").await;
     let b = team(&app, "Beta").await;
     let before = snapshot(&app, &b).await;

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_core_tables;
 mod m20261126_000002_instance_id;
+mod m20261126_000003_tasks;
 
 /// Applies jobgraph's migrations in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_core_tables::Migration),
             Box::new(m20261126_000002_instance_id::Migration),
+            Box::new(m20261126_000003_tasks::Migration),
         ]
     }
 }

@@ -30,6 +30,7 @@
 //!   then this replica bypasses the cache for that team.
 
 pub mod analysis;
+mod entry;
 mod flight;
 pub mod metrics;
 pub mod store;
@@ -44,7 +45,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub use analysis::{CacheKind, CachePlan, Dep, Plan};
@@ -55,7 +56,7 @@ use sweeper::{Class, Sweeper};
 use crate::{config::Secret, db::enums::Role};
 
 /// Bump this when the meaning of keys or values changes between releases.
-const FORMAT: &[u8; 3] = b"JG1";
+const KEY_VERSION: &[u8; 3] = b"JG2";
 
 /// Cache settings (see the README's configuration table).
 #[derive(Debug, Clone)]
@@ -128,6 +129,14 @@ pub struct Scope {
     pub user_id: i64,
 }
 
+/// Who looks up: a client's request, or the background refresh replaying
+/// one (which must not skew the hit rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Client,
+    Refresh,
+}
+
 /// The outcome of a lookup.
 pub enum Lookup {
     /// Not cached: execute normally.
@@ -141,6 +150,7 @@ pub enum Lookup {
 /// A miss, with the generations read before executing.
 pub struct Ticket {
     key: String,
+    deps: Vec<Dep>,
     generations: Vec<u64>,
     ttl: Duration,
     kind: CacheKind,
@@ -154,6 +164,17 @@ pub struct Computed {
     /// Only error-free answers are stored.
     pub cacheable: bool,
 }
+
+/// A `jobStats` request seen recently, replayed to refresh its entry.
+#[derive(Debug, Clone)]
+pub struct WarmSpec {
+    pub raw: Bytes,
+    pub over_get: bool,
+    pub scope: Scope,
+}
+
+/// Requests kept per team for warming.
+const WARM_PER_TEAM: usize = 4;
 
 /// Failed generation bumps awaiting a retry, by team.
 #[derive(Default)]
@@ -171,6 +192,7 @@ pub struct ResponseCache {
     metrics: Arc<CacheMetrics>,
     sweeper: mpsc::Sender<(i64, Class)>,
     pending: Pending,
+    warmable: moka::sync::Cache<i64, Arc<Mutex<Vec<WarmSpec>>>>,
 }
 
 impl ResponseCache {
@@ -202,6 +224,7 @@ impl ResponseCache {
             flights: flight::Flights::default(),
             sweeper: tx,
             pending: Pending::default(),
+            warmable: moka::sync::Cache::builder().max_capacity(10_000).build(),
             store,
             metrics,
             settings,
@@ -260,14 +283,7 @@ impl ResponseCache {
     }
 
     fn gen_key(&self, team_id: i64, dep: Dep) -> String {
-        let prefix = &self.settings.key_prefix;
-        match dep {
-            Dep::Jobs => format!("{prefix}:{{t{team_id}}}:g:jobs"),
-            Dep::Job(id) => format!("{prefix}:{{t{team_id}}}:g:job:{id}"),
-            Dep::Users => format!("{prefix}:{{t{team_id}}}:g:users"),
-            Dep::Logs => format!("{prefix}:{{t{team_id}}}:g:logs"),
-            Dep::Resumes => format!("{prefix}:{{t{team_id}}}:g:resumes"),
-        }
+        entry::gen_key(&self.settings.key_prefix, team_id, &dep.name())
     }
 
     fn entry_key(&self, request_hash: u128, plan: &CachePlan, scope: &Scope) -> String {
@@ -279,7 +295,7 @@ impl ResponseCache {
         let mut seed = [0u8; 16 + 8 + 3];
         seed[..16].copy_from_slice(&request_hash.to_le_bytes());
         seed[16..24].copy_from_slice(&who.to_le_bytes());
-        seed[24..].copy_from_slice(FORMAT);
+        seed[24..].copy_from_slice(KEY_VERSION);
         let hash = xxhash_rust::xxh3::xxh3_128(&seed);
         let class = Class::of(plan).segment();
         format!(
@@ -306,10 +322,19 @@ impl ResponseCache {
     }
 
     /// Looks a request up: one `MGET` of its generations and its entry.
-    pub async fn lookup(&self, request_hash: u128, plan: &CachePlan, scope: &Scope) -> Lookup {
+    pub async fn lookup(
+        &self,
+        request_hash: u128,
+        plan: &CachePlan,
+        scope: &Scope,
+        purpose: Purpose,
+    ) -> Lookup {
+        let counted = purpose == Purpose::Client;
         let (kind, ttl) = self.ttl_of(plan);
         if !self.settings.enabled || self.has_pending(scope.team_id) {
-            self.metrics.bypass(kind);
+            if counted {
+                self.metrics.bypass(kind);
+            }
             return Lookup::Bypass;
         }
         let key = self.entry_key(request_hash, plan, scope);
@@ -333,12 +358,16 @@ impl ResponseCache {
             .collect();
         if let Some(entry) = entry
             && generations.iter().all(Option::is_some)
-            && let Some(body) = decode_entry(&entry, &generations)
+            && let Some(body) = entry::decode(&entry, &plan.deps, &generations)
         {
-            self.metrics.hit(kind);
+            if counted {
+                self.metrics.hit(kind);
+            }
             return Lookup::Hit(body);
         }
-        self.metrics.miss(kind);
+        if counted {
+            self.metrics.miss(kind);
+        }
         let generations = match self
             .complete_generations(scope.team_id, &plan.deps, generations)
             .await
@@ -351,6 +380,7 @@ impl ResponseCache {
         };
         Lookup::Miss(Ticket {
             key,
+            deps: plan.deps.clone(),
             generations,
             ttl,
             kind,
@@ -394,14 +424,19 @@ impl ResponseCache {
         Fut: Future<Output = Computed>,
     {
         let flight_key = flight::key(&ticket.key, &ticket.generations);
-        let (key, generations, ttl, kind) =
-            (ticket.key, ticket.generations, ticket.ttl, ticket.kind);
+        let Ticket {
+            key,
+            deps,
+            generations,
+            ttl,
+            kind,
+        } = ticket;
         let (computed, leader) = self
             .flights
             .run(flight_key, || async {
                 let computed = compute().await;
                 if computed.cacheable {
-                    let value = encode_entry(&generations, &computed.body);
+                    let value = entry::encode(&deps, &generations, &computed.body);
                     if self
                         .timed(self.store.set(key, value, Some(jitter(ttl))))
                         .await
@@ -417,6 +452,25 @@ impl ResponseCache {
             self.metrics.coalesced(kind);
         }
         computed
+    }
+
+    /// Remembers a stats request that missed, so a background refresh after
+    /// the team's next write can recompute it (newest first, a few per team).
+    pub fn note_warmable(&self, spec: WarmSpec) {
+        let list = self.warmable.get_with(spec.scope.team_id, Default::default);
+        if let Ok(mut list) = list.lock() {
+            list.retain(|s| s.raw != spec.raw);
+            list.insert(0, spec);
+            list.truncate(WARM_PER_TEAM);
+        }
+    }
+
+    /// The stats requests to replay for a team.
+    pub fn warmable(&self, team_id: i64) -> Vec<WarmSpec> {
+        self.warmable
+            .get(&team_id)
+            .and_then(|l| l.lock().ok().map(|l| l.clone()))
+            .unwrap_or_default()
     }
 
     /// Makes every response that depends on `deps` of `team_id` unreachable:
@@ -519,34 +573,6 @@ fn parse_gen(raw: &[u8]) -> Option<u64> {
     std::str::from_utf8(raw).ok()?.parse().ok()
 }
 
-/// `JG1`, the count of generations, each as 8 big-endian bytes, the body.
-fn encode_entry(generations: &[u64], body: &Bytes) -> Bytes {
-    let mut out = BytesMut::with_capacity(4 + generations.len() * 8 + body.len());
-    out.put_slice(FORMAT);
-    out.put_u8(generations.len() as u8);
-    for g in generations {
-        out.put_u64(*g);
-    }
-    out.put_slice(body);
-    out.freeze()
-}
-
-/// The body, if the entry was made under exactly these generations.
-fn decode_entry(entry: &Bytes, current: &[Option<u64>]) -> Option<Bytes> {
-    let header = 4 + current.len() * 8;
-    if entry.len() < header || &entry[..3] != FORMAT || entry[3] as usize != current.len() {
-        return None;
-    }
-    for (i, generation) in current.iter().enumerate() {
-        let at = 4 + i * 8;
-        let stored = u64::from_be_bytes(entry[at..at + 8].try_into().ok()?);
-        if Some(stored) != *generation {
-            return None;
-        }
-    }
-    Some(entry.slice(header..))
-}
-
 /// Up to 10% shorter, so entries filled together do not expire together.
 fn jitter(ttl: Duration) -> Duration {
     let factor = 1.0 - rand::random::<f64>() * 0.1;
@@ -561,16 +587,6 @@ pub fn request_hash(raw: &[u8]) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entries_decode_only_under_their_own_generations() {
-        let body = Bytes::from_static(br#"{"data":{}}"#);
-        let entry = encode_entry(&[1, 2], &body);
-        assert_eq!(decode_entry(&entry, &[Some(1), Some(2)]), Some(body));
-        assert_eq!(decode_entry(&entry, &[Some(1), Some(3)]), None);
-        assert_eq!(decode_entry(&entry, &[Some(1)]), None);
-        assert_eq!(decode_entry(&Bytes::from_static(b"junk"), &[]), None);
-    }
 
     #[test]
     fn jitter_shortens_by_at_most_a_tenth() {

@@ -4,7 +4,7 @@
 //! one team only, and a team's keys share one hash tag, so each is a single
 //! round trip to a single cluster node.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use fred::{
@@ -241,29 +241,27 @@ impl Store {
         }
     }
 
-    /// Deletes keys matching `prefix*` with `SCAN … MATCH` and `UNLINK`, at
-    /// most `max_pages` pages of `page_size` keys. The prefix carries the
-    /// team's hash tag, so on a cluster fred sends the SCAN to the one node
-    /// that owns the slot and every UNLINK batch stays within one slot.
-    pub async fn delete_prefix(
+    /// Keys matching `prefix*`, found with `SCAN … MATCH` in pages of
+    /// `page_size`, at most `max_pages` pages (never `KEYS`). The prefix
+    /// carries the team's hash tag, so on a cluster fred sends the SCAN to
+    /// the one node that owns the slot.
+    pub async fn scan_prefix(
         &self,
         prefix: &str,
         page_size: u32,
         max_pages: usize,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         match self {
             Self::Redis(r) => {
                 let client = r.client()?;
                 let pattern = format!("{}*", escape_glob(prefix));
                 let mut pages = client.scan(pattern, Some(page_size), None);
-                let mut removed = 0u64;
+                let mut keys = Vec::new();
                 let mut seen = 0usize;
                 while let Some(page) = pages.next().await {
                     let mut page = page?;
-                    if let Some(keys) = page.take_results()
-                        && !keys.is_empty()
-                    {
-                        removed += client.unlink::<u64, _>(keys).await?;
+                    if let Some(found) = page.take_results() {
+                        keys.extend(found.into_iter().filter_map(|k| k.into_string()));
                     }
                     seen += 1;
                     if seen >= max_pages {
@@ -272,19 +270,69 @@ impl Store {
                     }
                     page.next();
                 }
-                Ok(removed)
+                Ok(keys)
             }
-            Self::Memory(m) => {
-                let keys: Vec<Arc<String>> = m
-                    .entries
-                    .iter()
-                    .map(|(k, _)| k)
-                    .filter(|k| k.starts_with(prefix))
-                    .collect();
-                for key in &keys {
-                    m.entries.invalidate(key.as_str());
+            Self::Memory(m) => Ok(m
+                .entries
+                .iter()
+                .map(|(k, _)| k.as_ref().clone())
+                .filter(|k| k.starts_with(prefix))
+                .take(page_size as usize * max_pages)
+                .collect()),
+        }
+    }
+
+    /// The first `len` bytes of each value (`GETRANGE`, pipelined): enough
+    /// to read an entry's header without its body.
+    pub async fn heads(
+        &self,
+        keys: &[String],
+        len: usize,
+    ) -> Result<Vec<Option<Bytes>>, StoreError> {
+        match self {
+            Self::Redis(r) => {
+                let pipeline = r.client()?.pipeline();
+                for key in keys {
+                    pipeline
+                        .getrange::<(), _>(key.as_str(), 0, len.saturating_sub(1))
+                        .await?;
                 }
-                Ok(keys.len() as u64)
+                let values: Vec<fred::types::Value> = pipeline.all().await?;
+                Ok(values
+                    .into_iter()
+                    .map(|v| {
+                        v.as_bytes()
+                            .filter(|b| !b.is_empty())
+                            .map(Bytes::copy_from_slice)
+                    })
+                    .collect())
+            }
+            Self::Memory(m) => Ok(keys
+                .iter()
+                .map(|k| {
+                    m.entries
+                        .get(k)
+                        .map(|e| e.value.slice(..e.value.len().min(len)))
+                })
+                .collect()),
+        }
+    }
+
+    /// `UNLINK` (all keys of one team: one slot).
+    pub async fn unlink(&self, keys: Vec<String>) -> Result<u64, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        match self {
+            Self::Redis(r) => Ok(r.client()?.unlink::<u64, _>(keys).await?),
+            Self::Memory(m) => {
+                let mut removed = 0;
+                for key in keys {
+                    if m.entries.remove(&key).is_some() {
+                        removed += 1;
+                    }
+                }
+                Ok(removed)
             }
         }
     }
@@ -324,10 +372,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_memory_store_deletes_by_prefix_and_honours_lifetimes() {
+    async fn the_memory_store_scans_reads_heads_unlinks_and_honours_lifetimes() {
         let store = Store::Memory(MemoryStore::new(1000));
         store
-            .set("a:1".into(), Bytes::from_static(b"x"), None)
+            .set("a:1".into(), Bytes::from_static(b"x-long"), None)
             .await
             .unwrap();
         store
@@ -342,7 +390,18 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(store.delete_prefix("a:", 100, 10).await.unwrap(), 2);
+        let mut keys = store.scan_prefix("a:", 100, 10).await.unwrap();
+        keys.sort();
+        assert_eq!(keys, ["a:1", "a:2"]);
+        let heads = store.heads(&keys, 2).await.unwrap();
+        assert_eq!(
+            heads,
+            [
+                Some(Bytes::from_static(b"x-")),
+                Some(Bytes::from_static(b"y"))
+            ]
+        );
+        assert_eq!(store.unlink(keys).await.unwrap(), 2);
         let got = store.mget(vec!["a:1".into(), "b:1".into()]).await.unwrap();
         assert_eq!(got, [None, Some(Bytes::from_static(b"z"))]);
         tokio::time::sleep(Duration::from_millis(40)).await;

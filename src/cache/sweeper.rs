@@ -1,14 +1,24 @@
 //! Background clearing of unreachable entries. Writes only announce what
 //! they made stale; the sweeper gathers announcements for a short delay,
-//! merges them per team (a burst of 1,000 writes becomes one pass), and
-//! deletes with bounded `SCAN MATCH` + `UNLINK` passes under the team's
-//! hash tag — never `KEYS`, never an unbounded scan.
+//! merges them per team (a burst of 1,000 writes becomes one pass), finds
+//! candidates with bounded `SCAN MATCH` passes under the team's hash tag —
+//! never `KEYS`, never an unbounded scan — reads each candidate's header
+//! (`GETRANGE`), and `UNLINK`s only those made under an old generation, so
+//! an entry filled after the write survives the sweep.
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::sync::mpsc;
 
-use super::{CacheKind, CachePlan, Dep, metrics::CacheMetrics, store::Store};
+use super::{
+    CacheKind, CachePlan, Dep, entry,
+    metrics::CacheMetrics,
+    store::{Store, StoreError},
+};
 
 /// The part of the key space one entry lives in (`…:r:<segment>:…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,12 +110,14 @@ impl Sweeper {
         });
     }
 
+    /// Deletes the entries under one class of one team whose recorded
+    /// generations are no longer current; fresh entries stay.
     async fn sweep(&self, team: i64, class: Class) {
         let prefix = match class {
             Class::All => format!("{}:{{t{team}}}:r:", self.prefix),
             other => format!("{}:{{t{team}}}:r:{}:", self.prefix, other.segment()),
         };
-        match self.store.delete_prefix(&prefix, 500, self.max_pages).await {
+        match self.clear_stale(team, &prefix).await {
             Ok(removed) => {
                 self.metrics.sweeps.inc();
                 self.metrics.keys_removed.inc_by(removed);
@@ -116,5 +128,63 @@ impl Sweeper {
                 tracing::warn!(%error, team, prefix, "cache sweep failed; entries expire on their own");
             }
         }
+    }
+
+    async fn clear_stale(&self, team: i64, prefix: &str) -> Result<u64, StoreError> {
+        const PAGE: usize = 500;
+        let keys = self
+            .store
+            .scan_prefix(prefix, PAGE as u32, self.max_pages)
+            .await?;
+        let mut current: HashMap<String, Option<u64>> = HashMap::new();
+        let mut removed = 0;
+        for chunk in keys.chunks(PAGE) {
+            let heads = self.store.heads(chunk, entry::HEADER_PROBE).await?;
+            let headers: Vec<Option<Vec<(String, u64)>>> = heads
+                .iter()
+                .map(|h| h.as_deref().and_then(entry::header).map(|(deps, _)| deps))
+                .collect();
+            let unknown: Vec<String> = headers
+                .iter()
+                .flatten()
+                .flatten()
+                .map(|(name, _)| name.clone())
+                .filter(|name| !current.contains_key(name))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !unknown.is_empty() {
+                let gen_keys = unknown
+                    .iter()
+                    .map(|n| entry::gen_key(&self.prefix, team, n))
+                    .collect();
+                let values = self.store.mget(gen_keys).await?;
+                for (name, value) in unknown.into_iter().zip(values) {
+                    let generation = value
+                        .as_deref()
+                        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
+                    current.insert(name, generation);
+                }
+            }
+            let stale: Vec<String> = chunk
+                .iter()
+                .zip(&heads)
+                .zip(&headers)
+                .filter_map(|((key, head), header)| match (head, header) {
+                    // Expired since the scan: nothing to do.
+                    (None, _) => None,
+                    // Not an entry this version can read: it can never hit.
+                    (Some(_), None) => Some(key.clone()),
+                    (Some(_), Some(deps)) => deps
+                        .iter()
+                        .any(|(name, generation)| {
+                            current.get(name).copied().flatten() != Some(*generation)
+                        })
+                        .then(|| key.clone()),
+                })
+                .collect();
+            removed += self.store.unlink(stale).await?;
+        }
+        Ok(removed)
     }
 }

@@ -91,6 +91,32 @@ pub async fn find(
         .await
 }
 
+/// One job, whatever the team (background work only).
+pub async fn find_any(db: &impl ConnectionTrait, id: i64) -> Result<Option<Model>, DbErr> {
+    Jobs::find_by_id(id).one(db).await
+}
+
+/// Titles of the newest other jobs a user added (context for resumes).
+pub async fn recent_titles_by_creator(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    user_id: i64,
+    except: i64,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    Jobs::find()
+        .filter(Column::TeamId.eq(team_id))
+        .filter(Column::CreatedById.eq(user_id))
+        .filter(Column::Id.ne(except))
+        .select_only()
+        .column(Column::Title)
+        .order_by(Column::CreatedAt, Order::Desc)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 /// The owner team of a job, whatever team asks (to tell FORBIDDEN from NOT_FOUND).
 pub async fn team_of(db: &impl ConnectionTrait, id: i64) -> Result<Option<i64>, DbErr> {
     Jobs::find_by_id(id)

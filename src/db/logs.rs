@@ -99,3 +99,32 @@ pub async fn counts_by_user(
         .filter(Column::UserId.is_in(user_ids.iter().copied()));
     keyset::count_by_parent(db, select, Column::UserId).await
 }
+
+/// Deletes up to `limit` entries older than `before` in one short statement;
+/// returns the team of each deleted row.
+pub async fn delete_older_than(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Option<i64>>, DbErr> {
+    use sea_orm::{
+        QueryOrder, QuerySelect,
+        sea_query::{ExprTrait, Query},
+    };
+    let oldest = Logs::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::CreatedAt.lt(before))
+        .order_by_asc(Column::CreatedAt)
+        .limit(limit)
+        .into_query();
+    let stmt = Query::delete()
+        .from_table(Logs)
+        .and_where(sea_orm::sea_query::Expr::col(Column::Id).in_subquery(oldest))
+        .returning_col(Column::TeamId)
+        .to_owned();
+    let rows = db.query_all(&stmt).await?;
+    rows.iter()
+        .map(|r| r.try_get::<Option<i64>>("", "team_id"))
+        .collect()
+}

@@ -19,13 +19,17 @@ use anyhow::Context;
 use chrono::{DateTime, SubsecRound, Utc};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, DatabaseConnection,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
-use crate::{config::Config, metrics::Metrics};
+use crate::{
+    config::Config,
+    metrics::{Metrics, PoolLabels},
+};
 
-/// Opens the pool; every statement is counted in `metrics`.
+/// Opens the request pool; every statement is counted in `metrics`.
 ///
 /// The metric callback is installed before the connection is cloned anywhere
 /// (sea-orm copies it into clones and transactions, not back).
@@ -38,6 +42,24 @@ pub async fn connect(
         config.db_max_connections,
         config.database_schema.as_deref(),
         metrics,
+        "requests",
+    )
+    .await
+}
+
+/// A small pool of its own for background workers, so they never take a
+/// connection a request waits for.
+pub async fn connect_tasks(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<DatabaseConnection> {
+    let size = (config.tasks.concurrency as u32 + 1).clamp(2, 8);
+    connect_url(
+        config.database_url.expose(),
+        Some(size),
+        config.database_schema.as_deref(),
+        metrics,
+        "tasks",
     )
     .await
 }
@@ -49,6 +71,7 @@ pub async fn connect_url(
     max_connections: Option<u32>,
     search_path: Option<&str>,
     metrics: &Arc<Metrics>,
+    pool: &'static str,
 ) -> anyhow::Result<DatabaseConnection> {
     let sqlite = url.starts_with("sqlite:");
     let mut opts = ConnectOptions::new(url.to_owned());
@@ -72,14 +95,31 @@ pub async fn connect_url(
         .await
         .context("cannot connect to the database (check DATABASE_URL)")?;
     let metrics = Arc::clone(metrics);
+    let labels = PoolLabels { pool };
     db.set_metric_callback(move |info| {
-        metrics.sql_statements.inc();
+        metrics.sql_statements.get_or_create(&labels).inc();
         if info.failed {
-            metrics.sql_failures.inc();
+            metrics.sql_failures.get_or_create(&labels).inc();
         }
-        metrics.sql_duration.observe(info.elapsed.as_secs_f64());
+        metrics
+            .sql_duration
+            .get_or_create(&labels)
+            .observe(info.elapsed.as_secs_f64());
     });
     Ok(db)
+}
+
+/// Starts a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`:
+/// a deferred transaction that reads first and then writes fails with
+/// "database is locked" when another writer committed in between, and no
+/// busy timeout helps; taking the write lock up front makes writers queue.
+/// PostgreSQL ignores the mode.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }
 
 /// Applies every pending migration.

@@ -90,3 +90,52 @@ pub async fn insert_pending(
     .insert(db)
     .await
 }
+
+/// One resume, whatever the team (background work only).
+pub async fn find_any(db: &impl ConnectionTrait, id: i64) -> Result<Option<Model>, DbErr> {
+    Resumes::find_by_id(id).one(db).await
+}
+
+/// PENDING → GENERATING; false if it was not pending.
+pub async fn set_generating(db: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
+    let res = Resumes::update_many()
+        .col_expr(Column::Status, ResumeStatus::Generating.into())
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.eq(ResumeStatus::Pending))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// → READY with its text; false if it was already settled.
+pub async fn set_ready(
+    db: &impl ConnectionTrait,
+    id: i64,
+    content: &str,
+    model: &str,
+) -> Result<bool, DbErr> {
+    let res = Resumes::update_many()
+        .col_expr(Column::Status, ResumeStatus::Ready.into())
+        .col_expr(Column::Content, Some(content.to_owned()).into())
+        .col_expr(Column::Model, Some(model.to_owned()).into())
+        .col_expr(Column::Error, Option::<String>::None.into())
+        .col_expr(Column::CompletedAt, Some(super::now()).into())
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.is_in([ResumeStatus::Pending, ResumeStatus::Generating]))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// → FAILED with a readable reason; false if it was already settled.
+pub async fn set_failed(db: &impl ConnectionTrait, id: i64, error: &str) -> Result<bool, DbErr> {
+    let res = Resumes::update_many()
+        .col_expr(Column::Status, ResumeStatus::Failed.into())
+        .col_expr(Column::Error, Some(error.to_owned()).into())
+        .col_expr(Column::CompletedAt, Some(super::now()).into())
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.is_in([ResumeStatus::Pending, ResumeStatus::Generating]))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected > 0)
+}

@@ -6,7 +6,6 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryOrder,
-    TransactionTrait,
 };
 use serde_json::json;
 
@@ -177,7 +176,7 @@ pub async fn seed(db: &DatabaseConnection, sizes: &SeedSizes) -> anyhow::Result<
     let hash = password::hash(DEMO_PASSWORD.to_owned())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let report = seed_in(&txn, sizes, &hash).await?;
     txn.commit().await?;
     Ok(report)

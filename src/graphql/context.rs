@@ -12,6 +12,7 @@ use crate::{
     cache::{Dep, ResponseCache},
     config::Config,
     error::{AppError, AppResult},
+    tasks::TaskHandle,
 };
 
 /// Long-lived services, put into the schema once.
@@ -20,6 +21,7 @@ pub struct Services {
     pub config: Arc<Config>,
     pub auth: Arc<Authenticator>,
     pub cache: Arc<ResponseCache>,
+    pub tasks: TaskHandle,
 }
 
 /// One request's identity and loaders. `signup` and `login` sign the
@@ -104,5 +106,12 @@ fn unauthenticated() -> AppError {
 pub async fn invalidate(ctx: &Context<'_>, team_id: i64, deps: &[Dep]) {
     if let Some(services) = ctx.data_opt::<Services>() {
         services.cache.invalidate(team_id, deps).await;
+    }
+}
+
+/// Wakes this replica's workers after a transaction that enqueued work.
+pub fn wake_workers(ctx: &Context<'_>) {
+    if let Some(services) = ctx.data_opt::<Services>() {
+        services.tasks.wake();
     }
 }

@@ -26,7 +26,7 @@ use super::graphiql;
 use crate::{
     app::AppState,
     auth::{AuthResolveError, Viewer},
-    cache::{self, Computed, Lookup, Plan, Scope},
+    cache::{self, CacheKind, Computed, Lookup, Plan, Purpose, Scope, WarmSpec},
     graphql::context::Session,
 };
 
@@ -160,7 +160,7 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
         && state.cache().enabled()
         && source.is_single()
     {
-        return cached(&state, source, viewer, media).await;
+        return cached(&state, source, viewer, media, Purpose::Client).await;
     }
     let batch = match source.decode_batch().await {
         Ok(batch) => batch,
@@ -296,7 +296,7 @@ pub async fn get(
     if let Some(viewer) = viewer
         && state.cache().enabled()
     {
-        return cached(&state, source, viewer, media).await;
+        return cached(&state, source, viewer, media, Purpose::Client).await;
     }
     match source.decode().await {
         Ok(request) => execute_single(&state, request, viewer, media, true).await,
@@ -307,7 +307,13 @@ pub async fn get(
 /// The cache path for one authenticated request: plan (once per distinct
 /// request), one round trip to look up, and on a miss one execution shared
 /// by every concurrent identical request.
-async fn cached(state: &AppState, source: Source, viewer: Viewer, media: MediaType) -> Response {
+async fn cached(
+    state: &AppState,
+    source: Source,
+    viewer: Viewer,
+    media: MediaType,
+    purpose: Purpose,
+) -> Response {
     let over_get = matches!(source, Source::Query(_));
     let cache = state.cache();
     let hash = cache::request_hash(source.raw());
@@ -350,7 +356,7 @@ async fn cached(state: &AppState, source: Source, viewer: Viewer, media: MediaTy
         role: viewer.role,
         user_id: viewer.user_id,
     };
-    match cache.lookup(hash, plan, &scope).await {
+    match cache.lookup(hash, plan, &scope, purpose).await {
         Lookup::Hit(body) => respond(StatusCode::OK, media, body, Some("HIT")),
         Lookup::Bypass => match decode(decoded).await {
             Ok(request) => {
@@ -360,6 +366,16 @@ async fn cached(state: &AppState, source: Source, viewer: Viewer, media: MediaTy
             Err(message) => error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message),
         },
         Lookup::Miss(ticket) => {
+            if purpose == Purpose::Client
+                && plan.kinds.len() == 1
+                && plan.kinds.contains(&CacheKind::JobStats)
+            {
+                cache.note_warmable(WarmSpec {
+                    raw: Bytes::copy_from_slice(source.raw()),
+                    over_get,
+                    scope,
+                });
+            }
             let request = match decode(decoded).await {
                 Ok(request) => request,
                 Err(message) => {
@@ -381,6 +397,38 @@ async fn cached(state: &AppState, source: Source, viewer: Viewer, media: MediaTy
             respond(status, media, computed.body.clone(), Some("MISS"))
         }
     }
+}
+
+/// Replays a team's recent `jobStats` requests through the cache so the
+/// next read after a write is a hit; returns how many were recomputed.
+pub async fn warm_stats(state: &AppState, team_id: i64) -> usize {
+    let mut warmed = 0;
+    for spec in state.cache().warmable(team_id) {
+        let viewer = Viewer {
+            user_id: spec.scope.user_id,
+            team_id: spec.scope.team_id,
+            role: spec.scope.role,
+        };
+        let source = if spec.over_get {
+            Source::Query(String::from_utf8_lossy(&spec.raw).into_owned())
+        } else {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Source::Body(spec.raw, headers)
+        };
+        let response = cached(state, source, viewer, MediaType::Json, Purpose::Refresh).await;
+        if response
+            .headers()
+            .get("x-cache")
+            .is_some_and(|v| v == "MISS")
+        {
+            warmed += 1;
+        }
+    }
+    warmed
 }
 
 /// The `operationName` URL parameter of the GraphQL-over-HTTP spec.

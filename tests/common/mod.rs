@@ -8,6 +8,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod redis;
+pub mod smtp;
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -48,6 +49,12 @@ pub async fn fresh_config(dir: &TempDir) -> Config {
     config.jwt_secret = Some(Secret::new("test-secret-0123456789abcdef0123456789"));
     config.jwt_secret_file = dir.path().join("jobgraph.secret");
     config.auto_migrate = true;
+    config.mail.outbox_dir = dir.path().join("outbox");
+    // Background work fast enough for tests.
+    config.tasks.poll = std::time::Duration::from_millis(50);
+    config.tasks.backoff = std::time::Duration::from_millis(100);
+    config.tasks.stats_refresh_delay = std::time::Duration::from_millis(50);
+    config.tasks.shutdown_grace = std::time::Duration::from_secs(5);
     // A shared Redis (`REDIS_URL`, as `.ci/run`'s second pass sets) is used
     // with a key prefix of this test's own.
     config.cache.key_prefix = format!("test{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -277,7 +284,34 @@ impl TestApp {
 
     /// SQL statements this app has run so far.
     pub async fn sql_statements(&self) -> f64 {
-        self.metric("jobgraph_sql_statements_total").await
+        self.metric("jobgraph_sql_statements_total{pool=\"requests\"}")
+            .await
+    }
+
+    /// Waits until `check` holds (polling), or panics after `secs` seconds.
+    pub async fn eventually<F, Fut>(&self, secs: u64, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !check().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Files in the outbox folder, as text.
+    pub fn outbox(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.config.mail.outbox_dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect()
     }
 
     /// Stops the server gracefully and waits for it.

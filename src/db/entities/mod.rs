@@ -3,5 +3,6 @@
 pub mod job;
 pub mod log;
 pub mod resume;
+pub mod task;
 pub mod team;
 pub mod user;

@@ -1,17 +1,18 @@
 use async_graphql::{Context, Object};
-use sea_orm::TransactionTrait;
 use serde_json::json;
 
 use crate::{
     auth::{Viewer, password},
     cache::Dep,
     db::{self, activity::Entry, enums::Role, users::NewUser},
+    email,
     error::{AppError, AppResult},
     graphql::{
         context::{ContextExt, Session, invalidate},
         inputs::{Checker, SignupInput, person_name, team_name},
         types::{AuthPayload, User},
     },
+    tasks::{EMAIL, queue},
 };
 
 #[derive(Default)]
@@ -33,7 +34,7 @@ impl AuthMutation {
         }
         let hash = password::hash(input.password).await?;
 
-        let txn = services.db.begin().await?;
+        let txn = crate::db::begin_write(&services.db).await?;
         let base = db::teams::slugify(&team);
         let mut slug = base.clone();
         let mut n = 1;
@@ -69,10 +70,21 @@ impl AuthMutation {
             .with_metadata(json!({ "teamId": team.id, "slug": team.slug })),
         )
         .await?;
+        let welcome = email::welcome(&user.name, &user.email, &team.name, false);
+        let tasks = &services.tasks;
+        queue::enqueue(
+            &txn,
+            &[tasks.task(
+                EMAIL,
+                serde_json::to_value(welcome).map_err(AppError::internal)?,
+            )],
+        )
+        .await?;
         txn.commit()
             .await
             .map_err(|e| unique_email(e, "input.email"))?;
         invalidate(ctx, team.id, &[Dep::Logs]).await;
+        tasks.wake();
         signed_in(ctx, user)
     }
 

@@ -1,5 +1,4 @@
 use async_graphql::{Context, ID, Object};
-use sea_orm::TransactionTrait;
 use serde_json::json;
 
 use super::job_for_write;
@@ -8,11 +7,12 @@ use crate::{
     db::{self, activity::Entry},
     error::{AppError, AppResult, FieldError},
     graphql::{
-        context::{ContextExt, invalidate},
+        context::{ContextExt, invalidate, wake_workers},
         ids::{self, Kind},
         inputs::{Checker, CreateJobInput, UpdateJobInput},
         types::Job,
     },
+    tasks::queue,
 };
 
 /// At most this many field errors are returned for one bulk input.
@@ -56,7 +56,7 @@ impl JobMutation {
         viewer.require_writer()?;
         let id = ids::decode(Kind::Job, &id, "id")?;
         let db = ctx.db()?;
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let job = job_for_write(&txn, viewer.team_id, id).await?;
         let changes = input.validate(job.salary_min, job.salary_max)?;
         let before_status = job.status;
@@ -77,13 +77,11 @@ impl JobMutation {
             .with_metadata(metadata),
         )
         .await?;
+        queue::enqueue(&txn, &[ctx.services()?.tasks.stats_refresh(viewer.team_id)]).await?;
         txn.commit().await?;
-        invalidate(
-            ctx,
-            viewer.team_id,
-            &[Dep::Jobs, Dep::Job(updated.id), Dep::Logs],
-        )
-        .await;
+        let deps = [Dep::Jobs, Dep::Job(updated.id), Dep::Logs];
+        invalidate(ctx, viewer.team_id, &deps).await;
+        wake_workers(ctx);
         Ok(Job(updated))
     }
 
@@ -93,7 +91,7 @@ impl JobMutation {
         viewer.require_writer()?;
         let id = ids::decode(Kind::Job, &id, "id")?;
         let db = ctx.db()?;
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let job = job_for_write(&txn, viewer.team_id, id).await?;
         db::jobs::delete(&txn, viewer.team_id, job.id).await?;
         db::activity::record(
@@ -107,9 +105,11 @@ impl JobMutation {
             .with_metadata(json!({ "jobId": job.id })),
         )
         .await?;
+        queue::enqueue(&txn, &[ctx.services()?.tasks.stats_refresh(viewer.team_id)]).await?;
         txn.commit().await?;
         let deps = [Dep::Jobs, Dep::Job(job.id), Dep::Resumes, Dep::Logs];
         invalidate(ctx, viewer.team_id, &deps).await;
+        wake_workers(ctx);
         Ok(true)
     }
 }
@@ -139,7 +139,7 @@ async fn create(ctx: &Context<'_>, input: Vec<CreateJobInput>, bulk: bool) -> Ap
         return Ok(Vec::new());
     }
     let db = ctx.db()?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let created = db::jobs::insert_many(&txn, viewer.team_id, Some(viewer.user_id), &jobs).await?;
     let entries = created
         .iter()
@@ -154,9 +154,11 @@ async fn create(ctx: &Context<'_>, input: Vec<CreateJobInput>, bulk: bool) -> Ap
         })
         .collect();
     db::activity::record_many(&txn, entries).await?;
+    queue::enqueue(&txn, &[ctx.services()?.tasks.stats_refresh(viewer.team_id)]).await?;
     txn.commit().await?;
     // A `job(id:)` answer is never cached while the job does not exist, so
     // new jobs touch only the team-wide namespaces.
     invalidate(ctx, viewer.team_id, &[Dep::Jobs, Dep::Logs]).await;
+    wake_workers(ctx);
     Ok(created.into_iter().map(Job).collect())
 }

@@ -1,5 +1,4 @@
 use async_graphql::{Context, ID, Object};
-use sea_orm::TransactionTrait;
 use serde_json::json;
 
 use super::job_for_write;
@@ -12,6 +11,7 @@ use crate::{
         ids::{self, Kind},
         types::Resume,
     },
+    tasks::{RESUME, queue},
 };
 
 #[derive(Default)]
@@ -26,7 +26,7 @@ impl ResumeMutation {
         viewer.require_writer()?;
         let job_id = ids::decode(Kind::Job, &job_id, "jobId")?;
         let db = ctx.db()?;
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let job = job_for_write(&txn, viewer.team_id, job_id).await?;
         let resume = db::resumes::insert_pending(&txn, job.id, viewer.user_id).await?;
         db::activity::record(
@@ -40,9 +40,16 @@ impl ResumeMutation {
             .with_metadata(json!({ "jobId": job.id, "resumeId": resume.id })),
         )
         .await?;
+        let tasks = &ctx.services()?.tasks;
+        queue::enqueue(
+            &txn,
+            &[tasks.task(RESUME, json!({ "resumeId": resume.id }))],
+        )
+        .await?;
         txn.commit().await?;
         let deps = [Dep::Resumes, Dep::Job(job.id), Dep::Logs];
         invalidate(ctx, viewer.team_id, &deps).await;
+        tasks.wake();
         Ok(Resume(resume))
     }
 }

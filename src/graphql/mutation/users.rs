@@ -1,5 +1,5 @@
 use async_graphql::{Context, ID, Object};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use super::{auth::unique_email, not_yours};
@@ -12,6 +12,7 @@ use crate::{
         entities::user,
         users::{NewUser, UserChanges},
     },
+    email,
     error::{AppError, AppResult},
     graphql::{
         context::{ContextExt, invalidate},
@@ -19,6 +20,7 @@ use crate::{
         inputs::{Checker, CreateUserInput, UpdateUserInput, person_name},
         types::User,
     },
+    tasks::{EMAIL, queue},
 };
 
 #[derive(Default)]
@@ -78,7 +80,7 @@ impl UserMutation {
             Some(p) => Some(password::hash(p).await?),
             None => None,
         };
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let user = db::users::insert(
             &txn,
             NewUser {
@@ -102,10 +104,25 @@ impl UserMutation {
             .with_metadata(json!({ "userId": user.id, "role": user.role })),
         )
         .await?;
+        let team = db::teams::find(&txn, viewer.team_id)
+            .await?
+            .map(|t| t.name)
+            .unwrap_or_default();
+        let welcome = email::welcome(&user.name, &user.email, &team, true);
+        let tasks = &ctx.services()?.tasks;
+        queue::enqueue(
+            &txn,
+            &[tasks.task(
+                EMAIL,
+                serde_json::to_value(welcome).map_err(AppError::internal)?,
+            )],
+        )
+        .await?;
         txn.commit()
             .await
             .map_err(|e| unique_email(e, "input.email"))?;
         invalidate(ctx, viewer.team_id, &[Dep::Users, Dep::Logs]).await;
+        tasks.wake();
         Ok(User(user))
     }
 
@@ -142,7 +159,7 @@ impl UserMutation {
             None => None,
         };
         let db = ctx.db()?;
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let target = user_for_write(&txn, &viewer, id).await?;
         if let Some(email) = &email
             && *email != target.email
@@ -198,7 +215,7 @@ impl UserMutation {
         viewer.require_admin()?;
         let id = ids::decode(Kind::User, &id, "id")?;
         let db = ctx.db()?;
-        let txn = db.begin().await?;
+        let txn = crate::db::begin_write(db).await?;
         let target = user_for_write(&txn, &viewer, id).await?;
         keep_an_admin(&txn, &target, false).await?;
         let updated = db::users::update(

@@ -1,0 +1,498 @@
+//! Durable background work: resume generation, e-mail, log retention and
+//! stats refresh all run as rows of the `tasks` table (see [`queue`]).
+//!
+//! Why not a queue crate: apalis and friends keep tasks in their own tables
+//! through their own pools, so a task could not be written in the same
+//! transaction as the change that caused it — a crash between the two would
+//! lose the task or run it for a change that never committed. Here a task
+//! is committed with its change or not at all, is claimed under a lease
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so replicas never run it twice
+//! concurrently, is retried with exponential back-off, and a task whose
+//! worker died is claimed again when its lease runs out. Handlers are
+//! idempotent (a resume already READY is not written again; a mail carries
+//! a Message-ID derived from its task), which turns at-least-once delivery
+//! into effects that happen once.
+//!
+//! Workers use a database pool of their own, so background work never
+//! takes a connection a request is waiting for.
+
+mod handlers;
+pub mod queue;
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+use sea_orm::DatabaseConnection;
+use tokio::{sync::Notify, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::{cache::ResponseCache, db::entities::task, email::Mailer, resume_writer::ResumeWriter};
+pub use queue::NewTask;
+
+/// Task kinds.
+pub const RESUME: &str = "resume.generate";
+pub const EMAIL: &str = "email.send";
+pub const RETENTION: &str = "logs.retention";
+pub const STATS: &str = "stats.refresh";
+
+/// Worker and schedule settings (see the README's configuration table).
+#[derive(Debug, Clone)]
+pub struct TaskSettings {
+    /// `WORKER_CONCURRENCY` (default 4; 0 runs no workers in this process).
+    pub concurrency: usize,
+    /// `TASK_POLL_MS` (default 500): how often idle workers look for work
+    /// enqueued by other replicas (local writes wake them at once).
+    pub poll: Duration,
+    /// `TASK_LEASE_SECS` (default 300): how long a claim lasts; a task whose
+    /// worker died is claimed again after it.
+    pub lease: Duration,
+    /// `TASK_MAX_ATTEMPTS` (default 5).
+    pub max_attempts: i32,
+    /// `TASK_BACKOFF_MS` (default 2000): the first retry delay, doubled per
+    /// attempt up to five minutes.
+    pub backoff: Duration,
+    /// `SHUTDOWN_GRACE_SECS` (default 20): how long running tasks may finish
+    /// after SIGTERM before they are handed back to the queue.
+    pub shutdown_grace: Duration,
+    /// `LOG_RETENTION_DAYS` (default 90).
+    pub retention_days: i64,
+    /// `LOG_RETENTION_INTERVAL_SECS` (default 3600).
+    pub retention_interval: Duration,
+    /// `STATS_REFRESH_DELAY_MS` (default 250): writes within this window
+    /// share one stats refresh.
+    pub stats_refresh_delay: Duration,
+}
+
+impl Default for TaskSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            poll: Duration::from_millis(500),
+            lease: Duration::from_secs(300),
+            max_attempts: 5,
+            backoff: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(20),
+            retention_days: 90,
+            retention_interval: Duration::from_secs(3600),
+            stats_refresh_delay: Duration::from_millis(250),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DepthLabel {
+    pub kind: String,
+    pub status: String,
+}
+
+/// Queue and worker metrics.
+#[derive(Debug)]
+pub struct TaskMetrics {
+    pub depth: Family<DepthLabel, Gauge>,
+    pub completed: Family<KindLabel, Counter>,
+    pub retried: Family<KindLabel, Counter>,
+    pub failed: Family<KindLabel, Counter>,
+    pub released: Family<KindLabel, Counter>,
+    pub duration: Family<KindLabel, Histogram, fn() -> Histogram>,
+    pub wait: Family<KindLabel, Histogram, fn() -> Histogram>,
+    pub logs_deleted: Counter,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 1 ms … ~9 min.
+    Histogram::new(exponential_buckets(0.001, 2.5, 16))
+}
+
+impl TaskMetrics {
+    pub fn new(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            depth: Family::default(),
+            completed: Family::default(),
+            retried: Family::default(),
+            failed: Family::default(),
+            released: Family::default(),
+            duration: Family::new_with_constructor(seconds_histogram),
+            wait: Family::new_with_constructor(seconds_histogram),
+            logs_deleted: Counter::default(),
+        };
+        registry.register(
+            "task_queue_depth",
+            "Tasks queued or running, by kind and status",
+            metrics.depth.clone(),
+        );
+        registry.register(
+            "tasks_completed",
+            "Tasks finished successfully",
+            metrics.completed.clone(),
+        );
+        registry.register(
+            "tasks_retried",
+            "Task attempts that failed and were rescheduled",
+            metrics.retried.clone(),
+        );
+        registry.register(
+            "tasks_failed",
+            "Tasks that failed for good",
+            metrics.failed.clone(),
+        );
+        registry.register(
+            "tasks_released",
+            "Tasks handed back to the queue at shutdown",
+            metrics.released.clone(),
+        );
+        registry.register(
+            "task_duration_seconds",
+            "Time a task attempt ran",
+            metrics.duration.clone(),
+        );
+        registry.register(
+            "task_wait_seconds",
+            "Time a task waited in the queue before it ran",
+            metrics.wait.clone(),
+        );
+        registry.register(
+            "logs_deleted",
+            "Activity-log rows deleted by retention",
+            metrics.logs_deleted.clone(),
+        );
+        metrics
+    }
+
+    fn kind(kind: &str) -> KindLabel {
+        KindLabel {
+            kind: kind.to_owned(),
+        }
+    }
+}
+
+/// Recomputes a team's cached `jobStats` answers (implemented by the HTTP
+/// layer, which knows how requests are cached).
+pub trait StatsWarmer: Send + Sync {
+    fn warm(&self, team_id: i64) -> BoxFuture<'_, usize>;
+}
+
+/// What handlers work with.
+pub struct TaskContext {
+    pub db: DatabaseConnection,
+    pub cache: Arc<ResponseCache>,
+    pub writer: ResumeWriter,
+    pub mailer: Mailer,
+    pub settings: TaskSettings,
+    pub metrics: Arc<TaskMetrics>,
+    pub warmer: OnceLock<Arc<dyn StatsWarmer>>,
+    pub wake: Arc<Notify>,
+}
+
+/// A cheap handle for code that enqueues: wakes this replica's workers.
+#[derive(Clone)]
+pub struct TaskHandle {
+    wake: Arc<Notify>,
+    stats_delay: Duration,
+    max_attempts: i32,
+}
+
+impl TaskHandle {
+    /// A task with the configured number of attempts.
+    pub fn task(&self, kind: &'static str, payload: serde_json::Value) -> NewTask {
+        NewTask {
+            max_attempts: self.max_attempts,
+            ..NewTask::new(kind, payload)
+        }
+    }
+
+    /// Call after the transaction that enqueued work committed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The coalesced stats refresh of one team.
+    pub fn stats_refresh(&self, team_id: i64) -> NewTask {
+        self.task(STATS, serde_json::json!({ "teamId": team_id }))
+            .dedup(format!("{STATS}:{team_id}"))
+            .after(self.stats_delay)
+    }
+}
+
+/// The running workers and scheduler of one replica.
+pub struct TaskSystem {
+    ctx: Arc<TaskContext>,
+    stop_claiming: CancellationToken,
+    abandon: CancellationToken,
+    workers: tokio::sync::Mutex<JoinSet<()>>,
+}
+
+impl TaskSystem {
+    /// Starts `concurrency` workers and the scheduler.
+    pub fn start(ctx: Arc<TaskContext>) -> Arc<Self> {
+        let system = Arc::new(Self {
+            stop_claiming: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+            workers: tokio::sync::Mutex::new(JoinSet::new()),
+            ctx,
+        });
+        let mut handles = JoinSet::new();
+        let node = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+        for n in 0..system.ctx.settings.concurrency {
+            handles.spawn(worker(Arc::clone(&system), format!("{node}-{n}")));
+        }
+        if system.ctx.settings.concurrency > 0 {
+            handles.spawn(scheduler(Arc::clone(&system)));
+        }
+        if let Ok(mut workers) = system.workers.try_lock() {
+            *workers = handles;
+        }
+        tracing::info!(
+            workers = system.ctx.settings.concurrency,
+            resume_writer = system.ctx.writer.describe(),
+            mail = system.ctx.mailer.describe(),
+            "background workers started"
+        );
+        system
+    }
+
+    pub fn handle(&self) -> TaskHandle {
+        TaskHandle {
+            wake: Arc::clone(&self.ctx.wake),
+            stats_delay: self.ctx.settings.stats_refresh_delay,
+            max_attempts: self.ctx.settings.max_attempts,
+        }
+    }
+
+    pub fn context(&self) -> &Arc<TaskContext> {
+        &self.ctx
+    }
+
+    /// Stops taking new tasks (on SIGTERM, before requests drain).
+    pub fn stop_claiming(&self) {
+        self.stop_claiming.cancel();
+    }
+
+    /// Lets running tasks finish within the grace period, hands the rest
+    /// back to the queue, and waits for every worker to exit.
+    pub async fn drain(&self) {
+        self.stop_claiming.cancel();
+        let mut workers = std::mem::take(&mut *self.workers.lock().await);
+        let grace = self.ctx.settings.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut handed_back = false;
+        loop {
+            let next = if handed_back {
+                workers.join_next().await
+            } else {
+                match tokio::time::timeout_at(deadline, workers.join_next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        tracing::warn!(
+                            ?grace,
+                            "tasks still running after the grace period: handing them back to the queue"
+                        );
+                        self.abandon.cancel();
+                        handed_back = true;
+                        continue;
+                    }
+                }
+            };
+            if next.is_none() {
+                break;
+            }
+        }
+        tracing::info!("background workers stopped");
+    }
+}
+
+async fn worker(system: Arc<TaskSystem>, name: String) {
+    let ctx = &system.ctx;
+    loop {
+        if system.stop_claiming.is_cancelled() {
+            return;
+        }
+        match queue::claim(&ctx.db, &name, 1, ctx.settings.lease).await {
+            Ok(tasks) if !tasks.is_empty() => {
+                for task in tasks {
+                    run(&system, &name, task).await;
+                }
+            }
+            Ok(_) => {
+                tokio::select! {
+                    () = system.stop_claiming.cancelled() => return,
+                    () = ctx.wake.notified() => {},
+                    () = tokio::time::sleep(ctx.settings.poll) => {},
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "claiming tasks failed; retrying");
+                tokio::select! {
+                    () = system.stop_claiming.cancelled() => return,
+                    () = tokio::time::sleep(ctx.settings.poll) => {},
+                }
+            }
+        }
+    }
+}
+
+/// Runs one claimed task to completion, retry, failure or release.
+async fn run(system: &TaskSystem, worker: &str, task: task::Model) {
+    let ctx = &system.ctx;
+    let kind = TaskMetrics::kind(&task.kind);
+    let waited = (crate::db::now() - task.run_at)
+        .to_std()
+        .unwrap_or_default();
+    ctx.metrics
+        .wait
+        .get_or_create(&kind)
+        .observe(waited.as_secs_f64());
+    let started = Instant::now();
+    // Stop well before the lease runs out, so no other worker can start it
+    // while this attempt is still going.
+    let limit = ctx.settings.lease.mul_f64(0.9);
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(limit, handlers::dispatch(ctx, &task)) => Some(outcome),
+        () = system.abandon.cancelled() => None,
+    };
+    ctx.metrics
+        .duration
+        .get_or_create(&kind)
+        .observe(started.elapsed().as_secs_f64());
+    let result = match outcome {
+        None => {
+            ctx.metrics.released.get_or_create(&kind).inc();
+            tracing::info!(
+                task = task.id,
+                kind = task.kind,
+                "handed back to the queue at shutdown"
+            );
+            queue::release(&ctx.db, task.id, worker).await.map(|_| ())
+        }
+        Some(Ok(Ok(()))) => {
+            ctx.metrics.completed.get_or_create(&kind).inc();
+            queue::complete(&ctx.db, task.id, worker).await.map(|held| {
+                if !held {
+                    tracing::warn!(task = task.id, "finished a task whose lease had run out");
+                }
+            })
+        }
+        Some(outcome) => {
+            let failure = match outcome {
+                Ok(Err(failure)) => failure,
+                _ => handlers::Failure::Retry {
+                    message: format!("timed out after {limit:?}"),
+                    after: None,
+                },
+            };
+            settle_failure(ctx, worker, &task, failure).await
+        }
+    };
+    if let Err(error) = result {
+        tracing::error!(%error, task = task.id, "recording a task's outcome failed; its lease will expire");
+    }
+}
+
+async fn settle_failure(
+    ctx: &TaskContext,
+    worker: &str,
+    task: &task::Model,
+    failure: handlers::Failure,
+) -> Result<(), sea_orm::DbErr> {
+    let kind = TaskMetrics::kind(&task.kind);
+    let (message, after, permanent) = match failure {
+        handlers::Failure::Retry { message, after } => (message, after, false),
+        handlers::Failure::Permanent(message) => (message, None, true),
+    };
+    if !permanent && task.attempts < task.max_attempts {
+        let delay = after.unwrap_or_else(|| backoff(ctx.settings.backoff, task.attempts));
+        let run_at = crate::db::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        ctx.metrics.retried.get_or_create(&kind).inc();
+        tracing::warn!(
+            task = task.id,
+            kind = task.kind,
+            attempt = task.attempts,
+            error = message,
+            ?delay,
+            "task failed; retrying"
+        );
+        queue::retry_or_fail(&ctx.db, task.id, worker, &message, Some(run_at)).await?;
+        return Ok(());
+    }
+    ctx.metrics.failed.get_or_create(&kind).inc();
+    tracing::error!(
+        task = task.id,
+        kind = task.kind,
+        attempts = task.attempts,
+        error = message,
+        "task failed for good"
+    );
+    handlers::give_up(ctx, task, &message).await;
+    queue::retry_or_fail(&ctx.db, task.id, worker, &message, None).await?;
+    Ok(())
+}
+
+/// `base × 2^(attempt-1)`, at most five minutes, with ±20% jitter.
+fn backoff(base: Duration, attempt: i32) -> Duration {
+    let exp = base.saturating_mul(1u32 << (attempt.clamp(1, 20) - 1) as u32);
+    let capped = exp.min(Duration::from_secs(300));
+    capped.mul_f64(0.8 + rand::random::<f64>() * 0.4)
+}
+
+/// Enqueues periodic work and refreshes the depth gauges.
+async fn scheduler(system: Arc<TaskSystem>) {
+    let ctx = &system.ctx;
+    let mut retention = tokio::time::interval(ctx.settings.retention_interval);
+    let mut gauges = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = system.stop_claiming.cancelled() => return,
+            _ = retention.tick() => {
+                let task = NewTask::new(RETENTION, serde_json::json!({})).dedup(RETENTION);
+                match queue::enqueue(&ctx.db, &[task]).await {
+                    Ok(()) => ctx.wake.notify_one(),
+                    Err(error) => tracing::warn!(%error, "scheduling log retention failed"),
+                }
+            }
+            _ = gauges.tick() => {
+                if let Ok(rows) = queue::depth(&ctx.db).await {
+                    for kind in [RESUME, EMAIL, RETENTION, STATS] {
+                        for status in ["queued", "running"] {
+                            let n = rows.iter().find(|(k, s, _)| k == kind && s == status).map_or(0, |r| r.2);
+                            ctx.metrics.depth.get_or_create(&DepthLabel { kind: kind.into(), status: status.into() }).set(n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(2);
+        for _ in 0..100 {
+            let first = backoff(base, 1);
+            assert!(first >= Duration::from_millis(1600) && first <= Duration::from_millis(2400));
+            let third = backoff(base, 3);
+            assert!(third >= Duration::from_millis(6400) && third <= Duration::from_millis(9600));
+            assert!(backoff(base, 30) <= Duration::from_secs(360));
+        }
+    }
+}

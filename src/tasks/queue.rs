@@ -1,0 +1,248 @@
+//! The `tasks` table as a queue. Enqueueing takes any connection, so a
+//! mutation adds its task inside its own transaction: the task exists if and
+//! only if the change committed. Claiming takes a time-limited lease
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never claim the same
+//! row; SQLite serialises writers, so one `UPDATE … RETURNING` is atomic).
+//! A lease that runs out (its worker crashed) makes the task claimable again.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, Statement,
+    sea_query::{ExprTrait, OnConflict, Query},
+};
+use serde_json::Value as Json;
+
+use crate::db::{self, entities::task};
+
+/// A task waiting to be written.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub kind: &'static str,
+    pub payload: Json,
+    /// While a task with this key is queued, enqueueing another is a no-op.
+    pub dedup_key: Option<String>,
+    /// Not before this long from now.
+    pub delay: Duration,
+    pub max_attempts: i32,
+}
+
+impl NewTask {
+    pub fn new(kind: &'static str, payload: Json) -> Self {
+        Self {
+            kind,
+            payload,
+            dedup_key: None,
+            delay: Duration::ZERO,
+            max_attempts: 5,
+        }
+    }
+
+    pub fn dedup(mut self, key: impl Into<String>) -> Self {
+        self.dedup_key = Some(key.into());
+        self
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// Adds tasks; pass the mutation's transaction.
+pub async fn enqueue(db: &impl ConnectionTrait, tasks: &[NewTask]) -> Result<(), DbErr> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let now = db::now();
+    let mut stmt = Query::insert();
+    stmt.into_table(task::Entity).columns([
+        task::Column::Kind,
+        task::Column::Payload,
+        task::Column::Status,
+        task::Column::Attempts,
+        task::Column::MaxAttempts,
+        task::Column::RunAt,
+        task::Column::DedupKey,
+        task::Column::CreatedAt,
+        task::Column::UpdatedAt,
+    ]);
+    for t in tasks {
+        let run_at = now + chrono::Duration::from_std(t.delay).unwrap_or_default();
+        stmt.values([
+            t.kind.into(),
+            t.payload.clone().into(),
+            "queued".into(),
+            0i32.into(),
+            t.max_attempts.into(),
+            run_at.into(),
+            t.dedup_key.clone().into(),
+            now.into(),
+            now.into(),
+        ])
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    }
+    stmt.on_conflict(OnConflict::new().do_nothing().to_owned());
+    db.execute(&stmt).await?;
+    Ok(())
+}
+
+/// Claims up to `limit` runnable tasks for `worker` for `lease`.
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    worker: &str,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<task::Model>, DbErr> {
+    let now = db::now();
+    let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+    let backend = db.get_database_backend();
+    let lock = if backend == DatabaseBackend::Postgres {
+        "FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let (p1, p2, p3, p4) = placeholders(backend);
+    let sql = format!(
+        "UPDATE tasks SET status = 'running', attempts = attempts + 1, locked_by = {p1}, \
+         locked_until = {p2}, updated_at = {p3} \
+         WHERE id IN (SELECT id FROM tasks \
+           WHERE (status = 'queued' AND run_at <= {p3}) OR (status = 'running' AND locked_until < {p3}) \
+           ORDER BY run_at, id LIMIT {p4} {lock}) \
+         RETURNING *"
+    );
+    let stmt = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            worker.into(),
+            until.into(),
+            now.into(),
+            (limit as i64).into(),
+        ],
+    );
+    task::Model::find_by_statement(stmt).all(db).await
+}
+
+fn placeholders(
+    backend: DatabaseBackend,
+) -> (&'static str, &'static str, &'static str, &'static str) {
+    match backend {
+        DatabaseBackend::Postgres => ("$1", "$2", "$3", "$4"),
+        _ => ("?1", "?2", "?3", "?4"),
+    }
+}
+
+/// Marks a task done, if `worker` still holds it.
+pub async fn complete(db: &impl ConnectionTrait, id: i64, worker: &str) -> Result<bool, DbErr> {
+    let now = db::now();
+    let res = task::Entity::update_many()
+        .col_expr(task::Column::Status, "done".into())
+        .col_expr(task::Column::FinishedAt, Some(now).into())
+        .col_expr(task::Column::UpdatedAt, now.into())
+        .col_expr(task::Column::LockedBy, Option::<String>::None.into())
+        .col_expr(
+            task::Column::LockedUntil,
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .filter(id_and_holder(id, worker))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// Puts a task back for another attempt at `run_at`, or fails it for good.
+pub async fn retry_or_fail(
+    db: &impl ConnectionTrait,
+    id: i64,
+    worker: &str,
+    error: &str,
+    run_at: Option<DateTime<Utc>>,
+) -> Result<bool, DbErr> {
+    let now = db::now();
+    let mut update = task::Entity::update_many()
+        .col_expr(task::Column::LastError, Some(error.to_owned()).into())
+        .col_expr(task::Column::UpdatedAt, now.into())
+        .col_expr(task::Column::LockedBy, Option::<String>::None.into())
+        .col_expr(
+            task::Column::LockedUntil,
+            Option::<DateTime<Utc>>::None.into(),
+        );
+    update = match run_at {
+        Some(at) => update
+            .col_expr(task::Column::Status, "queued".into())
+            .col_expr(task::Column::RunAt, at.into()),
+        None => update
+            .col_expr(task::Column::Status, "failed".into())
+            .col_expr(task::Column::FinishedAt, Some(now).into()),
+    };
+    let res = update.filter(id_and_holder(id, worker)).exec(db).await?;
+    Ok(res.rows_affected > 0)
+}
+
+/// Hands a task back untouched (shutdown): the attempt does not count.
+pub async fn release(db: &impl ConnectionTrait, id: i64, worker: &str) -> Result<bool, DbErr> {
+    let now = db::now();
+    let res = task::Entity::update_many()
+        .col_expr(task::Column::Status, "queued".into())
+        .col_expr(task::Column::RunAt, now.into())
+        .col_expr(task::Column::UpdatedAt, now.into())
+        .col_expr(
+            task::Column::Attempts,
+            sea_orm::sea_query::Expr::col(task::Column::Attempts).sub(1),
+        )
+        .col_expr(task::Column::LockedBy, Option::<String>::None.into())
+        .col_expr(
+            task::Column::LockedUntil,
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .filter(id_and_holder(id, worker))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
+
+fn id_and_holder(id: i64, worker: &str) -> sea_orm::Condition {
+    use sea_orm::ColumnTrait;
+    sea_orm::Condition::all()
+        .add(task::Column::Id.eq(id))
+        .add(task::Column::LockedBy.eq(worker))
+}
+
+/// Queued and running tasks per kind and status (for the depth gauges).
+pub async fn depth(db: &impl ConnectionTrait) -> Result<Vec<(String, String, i64)>, DbErr> {
+    use sea_orm::{ColumnTrait, QuerySelect};
+    task::Entity::find()
+        .filter(task::Column::Status.is_in(["queued", "running"]))
+        .select_only()
+        .column(task::Column::Kind)
+        .column(task::Column::Status)
+        .column_as(sea_orm::sea_query::Expr::cust("COUNT(*)"), "n")
+        .group_by(task::Column::Kind)
+        .group_by(task::Column::Status)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Deletes finished tasks older than `before`, at most `limit` rows.
+pub async fn purge_finished(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+    limit: u64,
+) -> Result<u64, DbErr> {
+    use sea_orm::{ColumnTrait, QuerySelect, QueryTrait};
+    let ids = task::Entity::find()
+        .select_only()
+        .column(task::Column::Id)
+        .filter(task::Column::Status.is_in(["done", "failed"]))
+        .filter(task::Column::FinishedAt.lt(before))
+        .limit(limit)
+        .into_query();
+    let res = task::Entity::delete_many()
+        .filter(task::Column::Id.in_subquery(ids))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}

@@ -1,0 +1,372 @@
+//! Nothing accepted is lost: the real binary is killed or stopped with
+//! tasks in flight, started again, and every task completes exactly once.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{fresh_config, redis::free_port};
+use jobgraph::{config::Config, db::entities::task, metrics::Metrics};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+
+const KEY: &str = "sk-durability-secret-4242";
+
+struct Proc {
+    child: Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+fn spawn(config: &Config, dir: &Path, model: &str, extra: &[(&str, &str)]) -> Proc {
+    let port = free_port();
+    let log = dir.join(format!("jobgraph-{port}.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobgraph"));
+    cmd.arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", config.database_url.expose())
+        .env("JWT_SECRET", config.jwt_secret.as_ref().unwrap().expose())
+        .env("AUTO_MIGRATE", "true")
+        .env("OPENAI_API_KEY", KEY)
+        .env("OPENAI_BASE_URL", model)
+        .env("OPENAI_TIMEOUT_SECS", "60")
+        .env("WORKER_CONCURRENCY", "2")
+        .env("TASK_LEASE_SECS", "2")
+        .env("TASK_POLL_MS", "50")
+        .env("TASK_BACKOFF_MS", "100")
+        .env("OUTBOX_DIR", dir.join("outbox"))
+        .env("RUST_LOG", "debug,sqlx=warn,hyper=info,h2=info")
+        .stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file));
+    if let Some(schema) = &config.database_schema {
+        cmd.env("DATABASE_SCHEMA", schema);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "jobgraph did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc { child, url, log }
+}
+
+impl Proc {
+    async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        jobgraph::app::install_crypto_provider();
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let body: Value = req.send().await.unwrap().json().await.unwrap();
+        assert!(body.get("errors").is_none(), "{body}");
+        body["data"].clone()
+    }
+
+    fn terminate(&self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jobgraph did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn database(config: &Config) -> DatabaseConnection {
+    jobgraph::db::connect_url(
+        config.database_url.expose(),
+        Some(2),
+        config.database_schema.as_deref(),
+        &std::sync::Arc::new(Metrics::new()),
+        "requests",
+    )
+    .await
+    .unwrap()
+}
+
+async fn resume_tasks(db: &DatabaseConnection) -> Vec<task::Model> {
+    task::Entity::find()
+        .filter(task::Column::Kind.eq("resume.generate"))
+        .all(db)
+        .await
+        .unwrap()
+}
+
+async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn completion(delay: Duration) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_json(
+            json!({ "model": "stand-in", "choices": [{ "message": { "content": "Written." } }] }),
+        )
+        .set_delay(delay)
+}
+
+/// Signs up and asks for `n` resumes; returns the token.
+async fn ask_for_resumes(proc: &Proc, n: usize) -> String {
+    let data = proc
+        .gql(
+            None,
+            "mutation { signup(input: {teamName: \"Durable\", name: \"Ada\", email: \"ada@example.com\", password: \"password-123\"}) { token } }",
+            json!({}),
+        )
+        .await;
+    let token = data["signup"]["token"].as_str().unwrap().to_owned();
+    let jobs: Vec<Value> = (0..n)
+        .map(|i| json!({ "title": format!("Role {i}"), "company": "Acme" }))
+        .collect();
+    let created = proc
+        .gql(
+            Some(&token),
+            "mutation($i: [CreateJobInput!]!) { createJobs(input: $i) { id } }",
+            json!({ "i": jobs }),
+        )
+        .await;
+    for job in created["createJobs"].as_array().unwrap() {
+        let data = proc
+            .gql(
+                Some(&token),
+                "mutation($id: ID!) { generateResume(jobId: $id) { status } }",
+                json!({ "id": job["id"] }),
+            )
+            .await;
+        assert_eq!(data["generateResume"]["status"], "PENDING");
+    }
+    token
+}
+
+fn outbox_ready_mails(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("outbox"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .filter(|m| m.contains("Subject: Your resume for"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_finishes_its_pending_tasks_after_restart_each_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = fresh_config(&dir).await;
+    let model = MockServer::start().await;
+    // The first process's model calls never come back.
+    Mock::given(method("POST"))
+        .respond_with(completion(Duration::from_secs(120)))
+        .mount(&model)
+        .await;
+    let mut first = spawn(&config, dir.path(), &model.uri(), &[]);
+    ask_for_resumes(&first, 10).await;
+    let db = database(&config).await;
+    wait_for("two tasks in flight", 20, async || {
+        resume_tasks(&db)
+            .await
+            .iter()
+            .filter(|t| t.status == "running")
+            .count()
+            == 2
+    })
+    .await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let first_log = first.log();
+
+    model.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(completion(Duration::ZERO))
+        .mount(&model)
+        .await;
+    let second = spawn(&config, dir.path(), &model.uri(), &[]);
+    wait_for("every task to finish", 30, async || {
+        resume_tasks(&db).await.iter().all(|t| t.status == "done")
+    })
+    .await;
+
+    let tasks = resume_tasks(&db).await;
+    assert_eq!(tasks.len(), 10);
+    let retried = tasks.iter().filter(|t| t.attempts == 2).count();
+    let once = tasks.iter().filter(|t| t.attempts == 1).count();
+    assert_eq!(
+        (retried, once),
+        (2, 8),
+        "the two claimed by the killed process ran again after their lease"
+    );
+    assert_eq!(
+        model.received_requests().await.unwrap().len(),
+        10,
+        "each resume written exactly once after restart"
+    );
+    wait_for("the ready mails", 20, async || {
+        outbox_ready_mails(dir.path()).len() >= 10
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = outbox_ready_mails(dir.path());
+    assert_eq!(mails.len(), 10, "one mail per resume");
+    let mut ids: Vec<&str> = mails
+        .iter()
+        .filter_map(|m| m.lines().find(|l| l.starts_with("Message-ID:")))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10);
+    for log in [first_log, second.log()] {
+        assert!(!log.contains(KEY), "the API key leaked into the log");
+        assert!(log.contains("background workers started"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_running_tasks_finish_or_hands_them_back_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = fresh_config(&dir).await;
+    let model = MockServer::start().await;
+    let db = database(&config).await;
+
+    // Tasks shorter than the grace period finish before the process exits.
+    Mock::given(method("POST"))
+        .respond_with(completion(Duration::from_millis(800)))
+        .mount(&model)
+        .await;
+    let mut proc = spawn(
+        &config,
+        dir.path(),
+        &model.uri(),
+        &[("SHUTDOWN_GRACE_SECS", "10")],
+    );
+    let token = ask_for_resumes(&proc, 2).await;
+    wait_for("two tasks in flight", 20, async || {
+        resume_tasks(&db)
+            .await
+            .iter()
+            .filter(|t| t.status == "running")
+            .count()
+            == 2
+    })
+    .await;
+    proc.terminate();
+    let status = proc.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}: {}", proc.log());
+    let tasks = resume_tasks(&db).await;
+    assert!(
+        tasks.iter().all(|t| t.status == "done"),
+        "{tasks:?}\n{}",
+        proc.log()
+    );
+
+    // Tasks longer than the grace period go back to the queue untouched.
+    model.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(completion(Duration::from_secs(60)))
+        .mount(&model)
+        .await;
+    let mut proc = spawn(
+        &config,
+        dir.path(),
+        &model.uri(),
+        &[("SHUTDOWN_GRACE_SECS", "1")],
+    );
+    let jobs = proc
+        .gql(Some(&token), "mutation { createJobs(input: [{title: \"A\", company: \"B\"}, {title: \"C\", company: \"D\"}]) { id } }", json!({}))
+        .await;
+    for job in jobs["createJobs"].as_array().unwrap() {
+        proc.gql(
+            Some(&token),
+            "mutation($id: ID!) { generateResume(jobId: $id) { id } }",
+            json!({ "id": job["id"] }),
+        )
+        .await;
+    }
+    wait_for("two new tasks in flight", 20, async || {
+        resume_tasks(&db)
+            .await
+            .iter()
+            .filter(|t| t.status == "running")
+            .count()
+            == 2
+    })
+    .await;
+    let started = Instant::now();
+    proc.terminate();
+    let status = proc.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}: {}", proc.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let tasks = resume_tasks(&db).await;
+    let queued: Vec<&task::Model> = tasks.iter().filter(|t| t.status == "queued").collect();
+    assert_eq!(queued.len(), 2, "{tasks:?}");
+    assert!(
+        queued
+            .iter()
+            .all(|t| t.attempts == 0 && t.locked_by.is_none()),
+        "{queued:?}"
+    );
+    assert!(proc.log().contains("handed back to the queue"));
+
+    // The next start finishes them.
+    model.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(completion(Duration::ZERO))
+        .mount(&model)
+        .await;
+    let _proc = spawn(&config, dir.path(), &model.uri(), &[]);
+    wait_for("the handed-back tasks", 20, async || {
+        resume_tasks(&db).await.iter().all(|t| t.status == "done")
+    })
+    .await;
+    assert_eq!(resume_tasks(&db).await.len(), 4);
+}
