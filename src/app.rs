@@ -23,7 +23,7 @@ use crate::{
     http,
     metrics::Metrics,
     resume_writer::ResumeWriter,
-    tasks::{StatsWarmer, TaskContext, TaskMetrics, TaskSystem},
+    tasks::{CacheWarmer, TaskContext, TaskMetrics, TaskSystem},
 };
 
 struct Inner {
@@ -142,7 +142,7 @@ impl Application {
             cache,
             tasks,
         }));
-        let warmer: Arc<dyn StatsWarmer> = Arc::new(Warmer(Arc::downgrade(&state.0)));
+        let warmer: Arc<dyn CacheWarmer> = Arc::new(Warmer(Arc::downgrade(&state.0)));
         let _ = state.tasks().context().warmer.set(warmer);
         Ok(Self { listener, state })
     }
@@ -186,11 +186,11 @@ impl Application {
 /// application alive.
 struct Warmer(Weak<Inner>);
 
-impl StatsWarmer for Warmer {
+impl CacheWarmer for Warmer {
     fn warm(&self, team_id: i64) -> BoxFuture<'_, usize> {
         Box::pin(async move {
             match self.0.upgrade() {
-                Some(inner) => http::graphql::warm_stats(&AppState(inner), team_id).await,
+                Some(inner) => http::graphql::warm_team(&AppState(inner), team_id).await,
                 None => 0,
             }
         })

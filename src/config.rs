@@ -323,9 +323,9 @@ fn read_background_settings(
             604_800,
         )?);
     }
-    if let Some(v) = get("STATS_REFRESH_DELAY_MS") {
-        t.stats_refresh_delay =
-            Duration::from_millis(parse_range("STATS_REFRESH_DELAY_MS", &v, 0u64, 600_000)?);
+    if let Some(v) = get("CACHE_REFRESH_DELAY_MS") {
+        t.refresh_delay =
+            Duration::from_millis(parse_range("CACHE_REFRESH_DELAY_MS", &v, 0u64, 600_000)?);
     }
     let m = &mut config.mail;
     if let Some(url) = get("SMTP_URL") {

@@ -377,7 +377,7 @@ async fn after_a_write_the_next_stats_read_is_a_hit_with_the_new_numbers() {
     // Wait for a refresh that finished after the write, with none pending.
     app.eventually(10, "the stats refresh after the write", || async {
         let refreshes = task::Entity::find()
-            .filter(task::Column::Kind.eq("stats.refresh"))
+            .filter(task::Column::Kind.eq("cache.refresh"))
             .all(app.state.db())
             .await
             .unwrap();

@@ -251,7 +251,9 @@ async fn writes_are_read_back_at_once_on_another_replica_sharing_the_redis() {
         hits += (s1 == "HIT") as u32 + (s2 == "HIT") as u32;
     }
     assert_eq!(stale, 0, "stale reads after a write on the other replica");
-    assert_eq!(hits, 0, "every read after a write must miss");
+    // A read right after a write hits only when the background refresh has
+    // already recomputed it (checked fresh above); most miss.
+    assert!(hits < 200, "{hits} of 400 reads after writes hit");
     // The other job's detail entry survived all 200 writes to the first.
     two.cached(&token, JOB_DETAIL, json!({ "id": ids[1] }))
         .await;
@@ -447,13 +449,14 @@ async fn a_burst_of_writes_is_cleared_by_a_few_coalesced_sweeps_that_spare_other
             ids::decode(Kind::Job, &ids[n].as_str().into(), "id").unwrap()
         )
     };
-    // Stale: the list and the first job's detail are gone.
-    assert!(
-        !left
-            .iter()
-            .any(|k| k.contains(":{t1}:r:list:") || k.contains(&job(0))),
-        "{left:?}"
-    );
+    // Stale: the first job's old detail is gone (details are not refreshed).
+    assert!(!left.iter().any(|k| k.contains(&job(0))), "{left:?}");
+    // The list, if still there, is the background refresh's fresh one.
+    if left.iter().any(|k| k.contains(":{t1}:r:list:")) {
+        let (state, data) = app.cached(&token, JOBS_LIST, json!({})).await;
+        assert_eq!(state, "HIT");
+        assert!(data.to_string().contains("v49"), "{data}");
+    }
     // Untouched: the second job's detail and the other team's list stay.
     assert!(left.iter().any(|k| k.contains(&job(1))), "{left:?}");
     assert!(left.iter().any(|k| k.contains(":{t2}:r:list:")), "{left:?}");
@@ -472,7 +475,7 @@ async fn a_burst_of_writes_is_cleared_by_a_few_coalesced_sweeps_that_spare_other
     // class (list, stats, mixed, this job, logs): 5, or 10 if the burst
     // straddled two windows, instead of 300.
     assert!(sweeps <= 10.0, "{sweeps} sweeps for one burst");
-    assert!(app.metric("jobgraph_cache_keys_removed_total").await >= 2.0);
+    assert!(app.metric("jobgraph_cache_keys_removed_total").await >= 1.0);
     assert_eq!(
         app.cached(&token, JOB_DETAIL, json!({ "id": ids[1] }))
             .await

@@ -85,8 +85,24 @@ async fn the_cache_works_on_a_cluster_and_clears_only_stale_keys_of_one_slot() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let left = cluster.keys(&format!("{prefix}:*:r:*"));
     let team0: Vec<&String> = left.iter().filter(|k| k.contains("{t1}")).collect();
-    // Only the untouched second job's detail is left of team 0.
-    assert_eq!(team0.len(), 1, "{team0:?}");
+    // Team 0 keeps the untouched second job's detail and, at most, the list
+    // the background refresh recomputed; the first job's old detail is gone.
+    let first_job = format!(
+        ":r:job:{}:",
+        jobgraph::graphql::ids::decode(
+            jobgraph::graphql::ids::Kind::Job,
+            &ids[0].as_str().into(),
+            "id",
+        )
+        .unwrap()
+    );
+    assert!(!team0.iter().any(|k| k.contains(&first_job)), "{team0:?}");
+    assert!(team0.len() <= 2, "{team0:?}");
+    if team0.iter().any(|k| k.contains(":r:mix:")) {
+        let (state, data) = app.cached(token, list, json!({})).await;
+        assert_eq!(state, "HIT");
+        assert!(data.to_string().contains("Changed"), "{data}");
+    }
     assert_eq!(
         left.len() - team0.len(),
         9,
@@ -101,7 +117,7 @@ async fn the_cache_works_on_a_cluster_and_clears_only_stale_keys_of_one_slot() {
         (state.as_str(), &data["job"]["title"]),
         ("MISS", &json!("Changed"))
     );
-    assert!(app.metric("jobgraph_cache_keys_removed_total").await >= 2.0);
+    assert!(app.metric("jobgraph_cache_keys_removed_total").await >= 1.0);
     assert_eq!(app.metric("jobgraph_cache_sweep_failures_total").await, 0.0);
     assert_eq!(
         app.metric("jobgraph_cache_errors_total{kind=\"job_detail\"}")

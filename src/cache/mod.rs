@@ -165,7 +165,8 @@ pub struct Computed {
     pub cacheable: bool,
 }
 
-/// A `jobStats` request seen recently, replayed to refresh its entry.
+/// A team-wide read (a list, `jobStats`, the log) seen recently, replayed
+/// after the team's writes so its entry is fresh before the next read.
 #[derive(Debug, Clone)]
 pub struct WarmSpec {
     pub raw: Bytes,
@@ -174,7 +175,7 @@ pub struct WarmSpec {
 }
 
 /// Requests kept per team for warming.
-const WARM_PER_TEAM: usize = 4;
+const WARM_PER_TEAM: usize = 8;
 
 /// Failed generation bumps awaiting a retry, by team.
 #[derive(Default)]
@@ -454,8 +455,9 @@ impl ResponseCache {
         computed
     }
 
-    /// Remembers a stats request that missed, so a background refresh after
-    /// the team's next write can recompute it (newest first, a few per team).
+    /// Remembers a team-wide read that missed, so the background refresh
+    /// after the team's next write can recompute it (newest first, a few per
+    /// team).
     pub fn note_warmable(&self, spec: WarmSpec) {
         let list = self.warmable.get_with(spec.scope.team_id, Default::default);
         if let Ok(mut list) = list.lock() {
@@ -465,7 +467,7 @@ impl ResponseCache {
         }
     }
 
-    /// The stats requests to replay for a team.
+    /// The reads to replay for a team.
     pub fn warmable(&self, team_id: i64) -> Vec<WarmSpec> {
         self.warmable
             .get(&team_id)

@@ -218,12 +218,11 @@ pub async fn pages_by_parent(
     filter: &JobFilter,
     page: &PageRequest,
 ) -> Result<HashMap<i64, Page<Model>>, DbErr> {
-    let select =
-        filtered(team_id, filter).filter(parent.column().is_in(parent_ids.iter().copied()));
     keyset::fetch_pages_by_parent(
         db,
-        select,
+        filtered(team_id, filter),
         parent.column(),
+        parent_ids,
         |job| parent.of(job),
         sort_column(page.sort.key),
         Column::Id,

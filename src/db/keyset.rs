@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Select, Value,
-    sea_query::{Asterisk, Expr, ExprTrait, Func, Order, Query, WindowStatement},
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Value,
+    sea_query::{Asterisk, Expr, ExprTrait, Func, JoinType, Order, Query, WindowStatement},
 };
 
 /// The column a list is ordered by (then by `id`, which breaks ties).
@@ -254,13 +254,20 @@ where
     })
 }
 
-/// Reads the first page of every parent's children in one statement:
+/// Reads the first page of every parent's children in one statement.
+///
+/// On PostgreSQL it is a `LATERAL` join over the parent ids: one index range
+/// scan with `LIMIT` per parent, so the cost follows `first × parents`, not
+/// the number of children. SQLite has no `LATERAL`; there
 /// `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY sort, id)` keeps
-/// `limit + 1` rows per parent (the extra row tells whether a next page exists).
+/// `limit + 1` rows per parent. Either way the extra row tells whether a
+/// next page exists. `select` holds the other filters, not the parent one.
+#[allow(clippy::too_many_arguments)]
 pub async fn fetch_pages_by_parent<E, C>(
     db: &C,
     select: Select<E>,
     parent_col: E::Column,
+    parent_ids: &[i64],
     parent_of: impl Fn(&E::Model) -> Option<i64>,
     sort_col: E::Column,
     id_col: E::Column,
@@ -271,28 +278,44 @@ where
     E::Model: FromQueryResult,
     C: ConnectionTrait,
 {
-    // `limit == 0` still reads one row per parent, for `hasNextPage`.
     let mut pages: HashMap<i64, Page<E::Model>> = HashMap::new();
-    let order = if page.read_descending() {
-        Order::Desc
+    if parent_ids.is_empty() {
+        return Ok(pages);
+    }
+    let backend = db.get_database_backend();
+    let outer = if backend == DatabaseBackend::Postgres {
+        let mut inner = keyset(select, sort_col, id_col, page)
+            .limit(page.limit + 1)
+            .into_query();
+        inner.and_where(Expr::col(parent_col).eq(Expr::col(("jg_parent", "column1"))));
+        Query::select()
+            .column(("jg_page", Asterisk))
+            .from_values(parent_ids.iter().copied(), "jg_parent")
+            .join_lateral(JoinType::InnerJoin, inner, "jg_page", Expr::cust("TRUE"))
+            .to_owned()
     } else {
-        Order::Asc
+        let order = if page.read_descending() {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
+        let select = select.filter(parent_col.is_in(parent_ids.iter().copied()));
+        let mut inner = keyset(select, sort_col, id_col, page).into_query();
+        // The inner ORDER BY is meaningless under the window; drop it.
+        inner.clear_order_by();
+        let mut window = WindowStatement::partition_by(parent_col);
+        window
+            .order_by(sort_col, order.clone())
+            .order_by(id_col, order);
+        inner.expr_window_as(Expr::cust("ROW_NUMBER()"), window, "jg_rn");
+        Query::select()
+            .column(Asterisk)
+            .from_subquery(inner, "jg_page")
+            .and_where(Expr::col("jg_rn").lte(page.limit as i64 + 1))
+            .order_by("jg_rn", Order::Asc)
+            .to_owned()
     };
-    let mut inner = keyset(select, sort_col, id_col, page).into_query();
-    // The inner ORDER BY is meaningless under the window; drop it.
-    inner.clear_order_by();
-    let mut window = WindowStatement::partition_by(parent_col);
-    window
-        .order_by(sort_col, order.clone())
-        .order_by(id_col, order);
-    inner.expr_window_as(Expr::cust("ROW_NUMBER()"), window, "jg_rn");
-    let outer = Query::select()
-        .column(Asterisk)
-        .from_subquery(inner, "jg_page")
-        .and_where(Expr::col("jg_rn").lte(page.limit as i64 + 1))
-        .order_by("jg_rn", Order::Asc)
-        .to_owned();
-    let stmt = db.get_database_backend().build(&outer);
+    let stmt = backend.build(&outer);
     let rows = E::find().from_raw_sql(stmt).all(db).await?;
     for row in rows {
         let Some(parent) = parent_of(&row) else {

@@ -75,12 +75,11 @@ pub async fn pages_by_user(
     user_ids: &[i64],
     page: &PageRequest,
 ) -> Result<HashMap<i64, Page<Model>>, DbErr> {
-    let select = filtered(team_id, &LogFilter::default())
-        .filter(Column::UserId.is_in(user_ids.iter().copied()));
     keyset::fetch_pages_by_parent(
         db,
-        select,
+        filtered(team_id, &LogFilter::default()),
         Column::UserId,
+        user_ids,
         |log| log.user_id,
         Column::CreatedAt,
         Column::Id,

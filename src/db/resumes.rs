@@ -60,11 +60,11 @@ pub async fn by_jobs(
     db: &impl ConnectionTrait,
     job_ids: &[i64],
 ) -> Result<HashMap<i64, Vec<Model>>, DbErr> {
-    let select = Resumes::find().filter(Column::JobId.is_in(job_ids.iter().copied()));
     let pages = keyset::fetch_pages_by_parent(
         db,
-        select,
+        Resumes::find(),
         Column::JobId,
+        job_ids,
         |r| Some(r.job_id),
         Column::CreatedAt,
         Column::Id,

@@ -118,6 +118,7 @@ pub async fn pages_by_team(
         db,
         filtered(team_id, filter),
         Column::TeamId,
+        &[team_id],
         |u| Some(u.team_id),
         Column::CreatedAt,
         Column::Id,

@@ -366,10 +366,9 @@ async fn cached(
             Err(message) => error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message),
         },
         Lookup::Miss(ticket) => {
-            if purpose == Purpose::Client
-                && plan.kinds.len() == 1
-                && plan.kinds.contains(&CacheKind::JobStats)
-            {
+            // Team-wide reads are worth recomputing after a write; one job's
+            // detail is not (a write to another job leaves it valid).
+            if purpose == Purpose::Client && !plan.kinds.contains(&CacheKind::JobDetail) {
                 cache.note_warmable(WarmSpec {
                     raw: Bytes::copy_from_slice(source.raw()),
                     over_get,
@@ -399,9 +398,10 @@ async fn cached(
     }
 }
 
-/// Replays a team's recent `jobStats` requests through the cache so the
-/// next read after a write is a hit; returns how many were recomputed.
-pub async fn warm_stats(state: &AppState, team_id: i64) -> usize {
+/// Replays a team's recent team-wide reads (`jobStats`, lists, the log)
+/// through the cache so the next read after a write is a hit; returns how
+/// many were recomputed.
+pub async fn warm_team(state: &AppState, team_id: i64) -> usize {
     let mut warmed = 0;
     for spec in state.cache().warmable(team_id) {
         let viewer = Viewer {

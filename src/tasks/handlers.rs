@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use serde_json::json;
 
-use super::{EMAIL, RESUME, RETENTION, STATS, TaskContext, queue};
+use super::{EMAIL, REFRESH, RESUME, RETENTION, TaskContext, queue};
 use crate::{
     cache::Dep,
     db::{
@@ -45,11 +45,11 @@ pub async fn dispatch(ctx: &TaskContext, task: &task::Model) -> Result<(), Failu
         RESUME => generate_resume(ctx, id_field(task, "resumeId")?).await,
         EMAIL => send_email(ctx, task).await,
         RETENTION => apply_retention(ctx).await,
-        STATS => {
+        REFRESH => {
             let team_id = id_field(task, "teamId")?;
             if let Some(warmer) = ctx.warmer.get() {
                 let warmed = warmer.warm(team_id).await;
-                tracing::debug!(team_id, warmed, "job stats refreshed in the cache");
+                tracing::debug!(team_id, warmed, "hot reads refreshed in the cache");
             }
             Ok(())
         }

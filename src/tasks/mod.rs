@@ -1,5 +1,5 @@
 //! Durable background work: resume generation, e-mail, log retention and
-//! stats refresh all run as rows of the `tasks` table (see [`queue`]).
+//! the refresh of hot cached reads all run as rows of the `tasks` table (see [`queue`]).
 //!
 //! Why not a queue crate: apalis and friends keep tasks in their own tables
 //! through their own pools, so a task could not be written in the same
@@ -46,7 +46,7 @@ pub use queue::NewTask;
 pub const RESUME: &str = "resume.generate";
 pub const EMAIL: &str = "email.send";
 pub const RETENTION: &str = "logs.retention";
-pub const STATS: &str = "stats.refresh";
+pub const REFRESH: &str = "cache.refresh";
 
 /// Worker and schedule settings (see the README's configuration table).
 #[derive(Debug, Clone)]
@@ -71,9 +71,9 @@ pub struct TaskSettings {
     pub retention_days: i64,
     /// `LOG_RETENTION_INTERVAL_SECS` (default 3600).
     pub retention_interval: Duration,
-    /// `STATS_REFRESH_DELAY_MS` (default 250): writes within this window
-    /// share one stats refresh.
-    pub stats_refresh_delay: Duration,
+    /// `CACHE_REFRESH_DELAY_MS` (default 250): writes within this window
+    /// share one refresh of the team's hot reads (`jobStats`, lists, log).
+    pub refresh_delay: Duration,
 }
 
 impl Default for TaskSettings {
@@ -87,7 +87,7 @@ impl Default for TaskSettings {
             shutdown_grace: Duration::from_secs(20),
             retention_days: 90,
             retention_interval: Duration::from_secs(3600),
-            stats_refresh_delay: Duration::from_millis(250),
+            refresh_delay: Duration::from_millis(250),
         }
     }
 }
@@ -183,9 +183,10 @@ impl TaskMetrics {
     }
 }
 
-/// Recomputes a team's cached `jobStats` answers (implemented by the HTTP
-/// layer, which knows how requests are cached).
-pub trait StatsWarmer: Send + Sync {
+/// Recomputes a team's hot cached reads — `jobStats` first among them —
+/// after its writes (implemented by the HTTP layer, which knows how requests
+/// are cached).
+pub trait CacheWarmer: Send + Sync {
     fn warm(&self, team_id: i64) -> BoxFuture<'_, usize>;
 }
 
@@ -197,7 +198,7 @@ pub struct TaskContext {
     pub mailer: Mailer,
     pub settings: TaskSettings,
     pub metrics: Arc<TaskMetrics>,
-    pub warmer: OnceLock<Arc<dyn StatsWarmer>>,
+    pub warmer: OnceLock<Arc<dyn CacheWarmer>>,
     pub wake: Arc<Notify>,
 }
 
@@ -205,7 +206,7 @@ pub struct TaskContext {
 #[derive(Clone)]
 pub struct TaskHandle {
     wake: Arc<Notify>,
-    stats_delay: Duration,
+    refresh_delay: Duration,
     max_attempts: i32,
 }
 
@@ -223,11 +224,11 @@ impl TaskHandle {
         self.wake.notify_one();
     }
 
-    /// The coalesced stats refresh of one team.
-    pub fn stats_refresh(&self, team_id: i64) -> NewTask {
-        self.task(STATS, serde_json::json!({ "teamId": team_id }))
-            .dedup(format!("{STATS}:{team_id}"))
-            .after(self.stats_delay)
+    /// The coalesced refresh of one team's hot cached reads.
+    pub fn cache_refresh(&self, team_id: i64) -> NewTask {
+        self.task(REFRESH, serde_json::json!({ "teamId": team_id }))
+            .dedup(format!("{REFRESH}:{team_id}"))
+            .after(self.refresh_delay)
     }
 }
 
@@ -271,7 +272,7 @@ impl TaskSystem {
     pub fn handle(&self) -> TaskHandle {
         TaskHandle {
             wake: Arc::clone(&self.ctx.wake),
-            stats_delay: self.ctx.settings.stats_refresh_delay,
+            refresh_delay: self.ctx.settings.refresh_delay,
             max_attempts: self.ctx.settings.max_attempts,
         }
     }
@@ -468,7 +469,7 @@ async fn scheduler(system: Arc<TaskSystem>) {
             }
             _ = gauges.tick() => {
                 if let Ok(rows) = queue::depth(&ctx.db).await {
-                    for kind in [RESUME, EMAIL, RETENTION, STATS] {
+                    for kind in [RESUME, EMAIL, RETENTION, REFRESH] {
                         for status in ["queued", "running"] {
                             let n = rows.iter().find(|(k, s, _)| k == kind && s == status).map_or(0, |r| r.2);
                             ctx.metrics.depth.get_or_create(&DepthLabel { kind: kind.into(), status: status.into() }).set(n);

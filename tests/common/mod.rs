@@ -53,7 +53,7 @@ pub async fn fresh_config(dir: &TempDir) -> Config {
     // Background work fast enough for tests.
     config.tasks.poll = std::time::Duration::from_millis(50);
     config.tasks.backoff = std::time::Duration::from_millis(100);
-    config.tasks.stats_refresh_delay = std::time::Duration::from_millis(50);
+    config.tasks.refresh_delay = std::time::Duration::from_millis(50);
     config.tasks.shutdown_grace = std::time::Duration::from_secs(5);
     // A shared Redis (`REDIS_URL`, as `.ci/run`'s second pass sets) is used
     // with a key prefix of this test's own.

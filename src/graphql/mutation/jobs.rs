@@ -77,7 +77,7 @@ impl JobMutation {
             .with_metadata(metadata),
         )
         .await?;
-        queue::enqueue(&txn, &[ctx.services()?.tasks.stats_refresh(viewer.team_id)]).await?;
+        queue::enqueue(&txn, &[ctx.services()?.tasks.cache_refresh(viewer.team_id)]).await?;
         txn.commit().await?;
         let deps = [Dep::Jobs, Dep::Job(updated.id), Dep::Logs];
         invalidate(ctx, viewer.team_id, &deps).await;
@@ -105,7 +105,7 @@ impl JobMutation {
             .with_metadata(json!({ "jobId": job.id })),
         )
         .await?;
-        queue::enqueue(&txn, &[ctx.services()?.tasks.stats_refresh(viewer.team_id)]).await?;
+        queue::enqueue(&txn, &[ctx.services()?.tasks.cache_refresh(viewer.team_id)]).await?;
         txn.commit().await?;
         let deps = [Dep::Jobs, Dep::Job(job.id), Dep::Resumes, Dep::Logs];
         invalidate(ctx, viewer.team_id, &deps).await;
@@ -154,7 +154,7 @@ async fn create(ctx: &Context<'_>, input: Vec<CreateJobInput>, bulk: bool) -> Ap
         })
         .collect();
     db::activity::record_many(&txn, entries).await?;
-    queue::enqueue(&txn, &[ctx.services()?.tasks.stats_refresh(viewer.team_id)]).await?;
+    queue::enqueue(&txn, &[ctx.services()?.tasks.cache_refresh(viewer.team_id)]).await?;
     txn.commit().await?;
     // A `job(id:)` answer is never cached while the job does not exist, so
     // new jobs touch only the team-wide namespaces.
