@@ -66,13 +66,8 @@ pub async fn record(db: &impl ConnectionTrait, entry: Entry) -> Result<(), DbErr
     Ok(())
 }
 
-/// Writes many entries with chunked multi-row inserts.
-pub async fn record_many(db: &impl ConnectionTrait, entries: Vec<Entry>) -> Result<(), DbErr> {
-    let now = super::now();
-    record_many_at(db, entries.into_iter().map(|e| (e, now)).collect()).await
-}
-
-/// Like [`record_many`] with an explicit time per entry (seeding history).
+/// Writes many entries, each at its own time, with chunked multi-row
+/// inserts (seeding history).
 pub async fn record_many_at(
     db: &impl ConnectionTrait,
     entries: Vec<(Entry, DateTime<Utc>)>,

@@ -141,19 +141,29 @@ async fn create(ctx: &Context<'_>, input: Vec<CreateJobInput>, bulk: bool) -> Ap
     let db = ctx.db()?;
     let txn = crate::db::begin_write(db).await?;
     let created = db::jobs::insert_many(&txn, viewer.team_id, Some(viewer.user_id), &jobs).await?;
-    let entries = created
-        .iter()
-        .map(|job| {
-            Entry::info(
-                viewer.team_id,
-                viewer.user_id,
-                "job.created",
-                format!("added {} at {}", job.title, job.company),
-            )
-            .with_metadata(json!({ "jobId": job.id, "bulk": bulk }))
-        })
-        .collect();
-    db::activity::record_many(&txn, entries).await?;
+    // One entry per mutation: a single job is `job.created`; a bulk call is
+    // one `job.bulk_created` event naming every job it added, so an import
+    // of 1,000 jobs reads as one event and costs one log row.
+    let entry = match created.as_slice() {
+        [job] if !bulk => Entry::info(
+            viewer.team_id,
+            viewer.user_id,
+            "job.created",
+            format!("added {} at {}", job.title, job.company),
+        )
+        .with_metadata(json!({ "jobId": job.id })),
+        jobs => Entry::info(
+            viewer.team_id,
+            viewer.user_id,
+            "job.bulk_created",
+            format!("added {} jobs", jobs.len()),
+        )
+        .with_metadata(json!({
+            "count": jobs.len(),
+            "jobIds": jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        })),
+    };
+    db::activity::record(&txn, entry).await?;
     queue::enqueue(&txn, &[ctx.services()?.tasks.cache_refresh(viewer.team_id)]).await?;
     txn.commit().await?;
     // A `job(id:)` answer is never cached while the job does not exist, so
