@@ -47,6 +47,24 @@ async fn the_cache_works_on_a_cluster_and_clears_only_stale_keys_of_one_slot() {
             assert_eq!(app.cached(token, query_vars.0, query_vars.1).await.0, "HIT");
         }
     }
+    // Concurrent hits of teams whose slots sit on different nodes share one
+    // pipeline of lookups; every answer is its own team's.
+    let concurrent = teams
+        .iter()
+        .cycle()
+        .take(40)
+        .map(|(token, _)| app.cached(token, list, json!({})));
+    for (n, (state, data)) in futures::future::join_all(concurrent)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(state, "HIT");
+        assert!(
+            data.to_string().contains(&format!("T{} job", n % 4)),
+            "{data}"
+        );
+    }
     let all = cluster.keys(&format!("{prefix}:*:r:*"));
     assert_eq!(all.len(), 12, "{all:?}");
 

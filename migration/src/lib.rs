@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_core_tables;
 mod m20261126_000002_instance_id;
 mod m20261126_000003_tasks;
+mod m20261126_000004_logs_by_member;
 
 /// Applies jobgraph's migrations in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_core_tables::Migration),
             Box::new(m20261126_000002_instance_id::Migration),
             Box::new(m20261126_000003_tasks::Migration),
+            Box::new(m20261126_000004_logs_by_member::Migration),
         ]
     }
 }

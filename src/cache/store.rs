@@ -16,6 +16,7 @@ use fred::{
 };
 use futures::StreamExt;
 use moka::{Expiry, sync::Cache as Moka};
+use tokio::sync::{mpsc, oneshot};
 
 /// A cache operation that failed; the caller serves from the database.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +77,19 @@ impl MemoryStore {
 #[derive(Clone)]
 pub struct RedisStore {
     pool: Pool,
+    lookups: mpsc::UnboundedSender<PendingGet>,
 }
+
+type GetResult = Result<Vec<Option<Bytes>>, StoreError>;
+
+/// One `MGET` waiting to be sent with others.
+struct PendingGet {
+    keys: Vec<String>,
+    reply: oneshot::Sender<GetResult>,
+}
+
+/// The most `MGET`s sent in one pipeline.
+const MAX_PIPELINE: usize = 256;
 
 impl RedisStore {
     /// Builds the pool and starts connecting in the background: an
@@ -116,7 +129,9 @@ impl RedisStore {
             });
         }
         let _ = pool.connect_pool();
-        Ok(Self { pool })
+        let (lookups, rx) = mpsc::unbounded_channel();
+        tokio::spawn(pipeline_lookups(pool.clone(), rx));
+        Ok(Self { pool, lookups })
     }
 
     /// Waits (bounded) for the first connection, so a normal start serves
@@ -165,14 +180,12 @@ impl Store {
     pub async fn mget(&self, keys: Vec<String>) -> Result<Vec<Option<Bytes>>, StoreError> {
         match self {
             Self::Redis(r) => {
-                let client = r.client()?;
-                if keys.len() == 1 {
-                    let value: Option<Bytes> = client
-                        .get(keys.into_iter().next().unwrap_or_default())
-                        .await?;
-                    return Ok(vec![value]);
-                }
-                Ok(client.mget(keys).await?)
+                r.client()?;
+                let (reply, rx) = oneshot::channel();
+                r.lookups
+                    .send(PendingGet { keys, reply })
+                    .map_err(|_| StoreError::Unavailable)?;
+                rx.await.map_err(|_| StoreError::Unavailable)?
             }
             Self::Memory(m) => Ok(keys
                 .iter()
@@ -347,6 +360,68 @@ impl Store {
             Self::Memory(_) => Ok(()),
         }
     }
+}
+
+/// Auto-pipelining of lookups. Every request on the cache-hit path needs
+/// one `MGET`; sent one by one, each costs a write and a read system call
+/// here and in Redis. The batcher yields once before sending, so the
+/// lookups of every request that became ready in the same scheduler turn go
+/// out as one pipeline: one write, one read, however many requests. Batches
+/// are sent concurrently, so a slow batch never holds back the next.
+async fn pipeline_lookups(pool: Pool, mut rx: mpsc::UnboundedReceiver<PendingGet>) {
+    while let Some(first) = rx.recv().await {
+        tokio::task::yield_now().await;
+        let mut batch = vec![first];
+        while batch.len() < MAX_PIPELINE {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let client = pool.next_connected().clone();
+        tokio::spawn(async move {
+            let results = send_batch(&client, batch.iter().map(|p| p.keys.clone()).collect()).await;
+            match results {
+                Ok(values) => {
+                    for (pending, value) in batch.into_iter().zip(values) {
+                        let _ = pending.reply.send(Ok(value));
+                    }
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    for pending in batch {
+                        let _ =
+                            pending
+                                .reply
+                                .send(Err(StoreError::Redis(fred::error::Error::new(
+                                    fred::error::ErrorKind::IO,
+                                    message.clone(),
+                                ))));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One `MGET` alone, or several in a pipeline (each batch keys one team, so
+/// each command stays within one slot; fred routes each to its node).
+async fn send_batch(
+    client: &fred::clients::Client,
+    batch: Vec<Vec<String>>,
+) -> Result<Vec<Vec<Option<Bytes>>>, fred::error::Error> {
+    if let [keys] = batch.as_slice() {
+        return Ok(vec![client.mget(keys.clone()).await?]);
+    }
+    let pipeline = client.pipeline();
+    for keys in batch {
+        pipeline.mget::<(), _>(keys).await?;
+    }
+    let replies: Vec<fred::types::Value> = pipeline.all().await?;
+    replies
+        .into_iter()
+        .map(|reply| reply.convert::<Vec<Option<Bytes>>>())
+        .collect()
 }
 
 /// Escapes the glob characters SCAN MATCH understands.
