@@ -150,6 +150,7 @@ pub enum Lookup {
 /// A miss, with the generations read before executing.
 pub struct Ticket {
     key: String,
+    purpose: Purpose,
     deps: Vec<Dep>,
     generations: Vec<u64>,
     ttl: Duration,
@@ -381,6 +382,7 @@ impl ResponseCache {
         };
         Lookup::Miss(Ticket {
             key,
+            purpose,
             deps: plan.deps.clone(),
             generations,
             ttl,
@@ -427,6 +429,7 @@ impl ResponseCache {
         let flight_key = flight::key(&ticket.key, &ticket.generations);
         let Ticket {
             key,
+            purpose,
             deps,
             generations,
             ttl,
@@ -449,7 +452,7 @@ impl ResponseCache {
                 computed
             })
             .await;
-        if !leader {
+        if !leader && purpose == Purpose::Client {
             self.metrics.coalesced(kind);
         }
         computed

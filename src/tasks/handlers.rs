@@ -138,14 +138,11 @@ async fn generate_resume(ctx: &TaskContext, resume_id: i64) -> Result<(), Failur
     )
     .await?;
     let mail = email::resume_ready(&user.name, &user.email, &job.title, &job.company);
-    queue::enqueue(
-        &txn,
-        &[super::NewTask::new(
-            EMAIL,
-            serde_json::to_value(mail).unwrap_or_default(),
-        )],
-    )
-    .await?;
+    let task = super::NewTask {
+        max_attempts: ctx.settings.max_attempts,
+        ..super::NewTask::new(EMAIL, super::email_payload(&mail))
+    };
+    queue::enqueue(&txn, &[task]).await?;
     txn.commit().await?;
     ctx.cache
         .invalidate(job.team_id, &[Dep::Resumes, Dep::Job(job.id), Dep::Logs])

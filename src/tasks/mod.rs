@@ -39,8 +39,18 @@ use sea_orm::DatabaseConnection;
 use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::{cache::ResponseCache, db::entities::task, email::Mailer, resume_writer::ResumeWriter};
+use crate::{
+    cache::ResponseCache,
+    db::entities::task,
+    email::{Email, Mailer},
+    resume_writer::ResumeWriter,
+};
 pub use queue::NewTask;
+
+/// The payload of an `email.send` task.
+pub fn email_payload(email: &Email) -> serde_json::Value {
+    serde_json::json!({ "to": email.to, "subject": email.subject, "body": email.body })
+}
 
 /// Task kinds.
 pub const RESUME: &str = "resume.generate";
@@ -222,6 +232,11 @@ impl TaskHandle {
     /// Call after the transaction that enqueued work committed.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Sending one e-mail.
+    pub fn email(&self, email: &Email) -> NewTask {
+        self.task(EMAIL, email_payload(email))
     }
 
     /// The coalesced refresh of one team's hot cached reads.

@@ -12,7 +12,7 @@ use crate::{
         inputs::{Checker, SignupInput, person_name, team_name},
         types::{AuthPayload, User},
     },
-    tasks::{EMAIL, queue},
+    tasks::queue,
 };
 
 #[derive(Default)]
@@ -72,14 +72,7 @@ impl AuthMutation {
         .await?;
         let welcome = email::welcome(&user.name, &user.email, &team.name, false);
         let tasks = &services.tasks;
-        queue::enqueue(
-            &txn,
-            &[tasks.task(
-                EMAIL,
-                serde_json::to_value(welcome).map_err(AppError::internal)?,
-            )],
-        )
-        .await?;
+        queue::enqueue(&txn, &[tasks.email(&welcome)]).await?;
         txn.commit()
             .await
             .map_err(|e| unique_email(e, "input.email"))?;

@@ -20,7 +20,7 @@ use crate::{
         inputs::{Checker, CreateUserInput, UpdateUserInput, person_name},
         types::User,
     },
-    tasks::{EMAIL, queue},
+    tasks::queue,
 };
 
 #[derive(Default)]
@@ -110,14 +110,7 @@ impl UserMutation {
             .unwrap_or_default();
         let welcome = email::welcome(&user.name, &user.email, &team, true);
         let tasks = &ctx.services()?.tasks;
-        queue::enqueue(
-            &txn,
-            &[tasks.task(
-                EMAIL,
-                serde_json::to_value(welcome).map_err(AppError::internal)?,
-            )],
-        )
-        .await?;
+        queue::enqueue(&txn, &[tasks.email(&welcome)]).await?;
         txn.commit()
             .await
             .map_err(|e| unique_email(e, "input.email"))?;
