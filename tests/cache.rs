@@ -109,15 +109,7 @@ async fn every_cached_kind_misses_once_then_hits_with_the_same_answer() {
         let (state, _) = app.cached(&token, query, json!({})).await;
         assert_eq!(state, "", "{query}");
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("jobgraph_cache_hit_rate{kind=\"job_stats\"} 0.5"),
         "{metrics}"

@@ -84,9 +84,17 @@ async fn requests_are_served_from_the_database_while_redis_is_down_and_cached_ag
             .await
             > 0.0
     );
+    app.eventually(5, "/metrics to report the degraded cache", || async {
+        app.metric("jobgraph_cache_degraded").await == 1.0
+    })
+    .await;
 
     redis.restart();
     wait_for_cache(&app, "ok").await;
+    app.eventually(5, "/metrics to report the cache back", || async {
+        app.metric("jobgraph_cache_degraded").await == 0.0
+    })
+    .await;
     // Deferred invalidations land before this replica uses the cache again.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (first, data) = app.cached(&token, QUERY, json!({})).await;

@@ -144,6 +144,19 @@ async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// Waits until `n` resume tasks are held by a worker.
+async fn wait_running(db: &DatabaseConnection, n: usize, what: &str) {
+    wait_for(what, 20, async || {
+        resume_tasks(db)
+            .await
+            .iter()
+            .filter(|t| t.status == "running")
+            .count()
+            == n
+    })
+    .await;
+}
+
 fn completion(delay: Duration) -> ResponseTemplate {
     ResponseTemplate::new(200)
         .set_body_json(
@@ -209,15 +222,7 @@ async fn a_killed_process_finishes_its_pending_tasks_after_restart_each_exactly_
     let mut first = spawn(&config, dir.path(), &model.uri(), &[]);
     ask_for_resumes(&first, 10).await;
     let db = database(&config).await;
-    wait_for("two tasks in flight", 20, async || {
-        resume_tasks(&db)
-            .await
-            .iter()
-            .filter(|t| t.status == "running")
-            .count()
-            == 2
-    })
-    .await;
+    wait_running(&db, 2, "two tasks in flight").await;
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     let first_log = first.log();
@@ -286,15 +291,7 @@ async fn sigterm_lets_running_tasks_finish_or_hands_them_back_and_nothing_is_los
         &[("SHUTDOWN_GRACE_SECS", "10")],
     );
     let token = ask_for_resumes(&proc, 2).await;
-    wait_for("two tasks in flight", 20, async || {
-        resume_tasks(&db)
-            .await
-            .iter()
-            .filter(|t| t.status == "running")
-            .count()
-            == 2
-    })
-    .await;
+    wait_running(&db, 2, "two tasks in flight").await;
     proc.terminate();
     let status = proc.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}: {}", proc.log());
@@ -328,15 +325,7 @@ async fn sigterm_lets_running_tasks_finish_or_hands_them_back_and_nothing_is_los
         )
         .await;
     }
-    wait_for("two new tasks in flight", 20, async || {
-        resume_tasks(&db)
-            .await
-            .iter()
-            .filter(|t| t.status == "running")
-            .count()
-            == 2
-    })
-    .await;
+    wait_running(&db, 2, "two new tasks in flight").await;
     let started = Instant::now();
     proc.terminate();
     let status = proc.wait_exit(Duration::from_secs(10));

@@ -75,10 +75,6 @@ impl Authenticator {
         }
     }
 
-    pub fn keys(&self) -> &JwtKeys {
-        &self.keys
-    }
-
     /// A token for `user`.
     pub fn issue(&self, user: &user::Model) -> AppResult<String> {
         self.keys

@@ -4,7 +4,11 @@
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
-    metrics::{counter::Counter, family::Family, gauge::ConstGauge},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+    },
     registry::Registry,
 };
 
@@ -27,6 +31,9 @@ pub struct CacheMetrics {
     pub sweeps: Counter,
     pub sweep_failures: Counter,
     pub keys_removed: Counter,
+    /// 1 while the store does not answer or an invalidation waits to be
+    /// applied: requests are then served from the database.
+    pub degraded: Gauge,
 }
 
 fn label(kind: CacheKind) -> KindLabel {
@@ -99,6 +106,11 @@ impl CacheMetrics {
             "cache_keys_removed",
             "Keys deleted by background clearing",
             self.keys_removed.clone(),
+        );
+        registry.register(
+            "cache_degraded",
+            "1 while the cache cannot be used (store unreachable or invalidations pending)",
+            self.degraded.clone(),
         );
         registry.register_collector(Box::new(HitRate(self.clone())));
     }

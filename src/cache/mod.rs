@@ -256,14 +256,6 @@ impl ResponseCache {
         self.store.backend()
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    pub fn metrics(&self) -> &CacheMetrics {
-        &self.metrics
-    }
-
     /// Whether the store answers and no invalidation is waiting to be
     /// applied (for `/ready`).
     pub async fn healthy(&self) -> bool {
@@ -537,7 +529,8 @@ impl ResponseCache {
     }
 }
 
-/// Retries failed generation bumps until they land.
+/// Retries failed generation bumps until they land, and keeps the
+/// `cache_degraded` gauge current.
 async fn retry_pending(cache: std::sync::Weak<ResponseCache>) {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
@@ -545,7 +538,10 @@ async fn retry_pending(cache: std::sync::Weak<ResponseCache>) {
         let Some(cache) = cache.upgrade() else {
             return;
         };
-        if !cache.pending.any.load(Ordering::Acquire) {
+        let pending = cache.pending.any.load(Ordering::Acquire);
+        let degraded = cache.settings.enabled && (pending || !cache.store.is_up());
+        cache.metrics.degraded.set(i64::from(degraded));
+        if !pending {
             continue;
         }
         let snapshot: Vec<(i64, Vec<Dep>)> = match cache.pending.teams.lock() {

@@ -231,6 +231,14 @@ impl Source {
         }
     }
 
+    /// The raw bytes, owned (a body is shared, not copied).
+    fn raw_bytes(&self) -> Bytes {
+        match self {
+            Self::Body(bytes, _) => bytes.clone(),
+            Self::Query(query) => Bytes::copy_from_slice(query.as_bytes()),
+        }
+    }
+
     /// A JSON object, not a batch array.
     fn is_single(&self) -> bool {
         match self {
@@ -318,14 +326,14 @@ async fn cached(
     let cache = state.cache();
     let hash = cache::request_hash(source.raw());
     let mut decoded: Option<GqlRequest> = None;
+    let bad_request =
+        |message: String| error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
     let plan = match cache.known_plan(hash) {
         Some(plan) => plan,
         None => {
             let mut request = match source.decode().await {
                 Ok(request) => request,
-                Err(message) => {
-                    return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
-                }
+                Err(message) => return bad_request(message),
             };
             let operation = request.operation_name.take();
             let variables = std::mem::take(&mut request.variables);
@@ -348,7 +356,7 @@ async fn cached(
     let Plan::Cache(plan) = &*plan else {
         return match decode(decoded).await {
             Ok(request) => execute_single(state, request, Some(viewer), media, over_get).await,
-            Err(message) => error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message),
+            Err(message) => bad_request(message),
         };
     };
     let scope = Scope {
@@ -363,23 +371,21 @@ async fn cached(
                 let (status, body, _) = execute(state, request, Some(viewer), over_get).await;
                 respond(status, media, body, Some("BYPASS"))
             }
-            Err(message) => error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message),
+            Err(message) => bad_request(message),
         },
         Lookup::Miss(ticket) => {
             // Team-wide reads are worth recomputing after a write; one job's
             // detail is not (a write to another job leaves it valid).
             if purpose == Purpose::Client && !plan.kinds.contains(&CacheKind::JobDetail) {
                 cache.note_warmable(WarmSpec {
-                    raw: Bytes::copy_from_slice(source.raw()),
+                    raw: source.raw_bytes(),
                     over_get,
                     scope,
                 });
             }
             let request = match decode(decoded).await {
                 Ok(request) => request,
-                Err(message) => {
-                    return error_response(StatusCode::BAD_REQUEST, media, "BAD_REQUEST", &message);
-                }
+                Err(message) => return bad_request(message),
             };
             let computed = cache
                 .fill(ticket, || async {

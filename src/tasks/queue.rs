@@ -134,22 +134,36 @@ fn placeholders(
     }
 }
 
-/// Marks a task done, if `worker` still holds it.
-pub async fn complete(db: &impl ConnectionTrait, id: i64, worker: &str) -> Result<bool, DbErr> {
-    let now = db::now();
-    let res = task::Entity::update_many()
-        .col_expr(task::Column::Status, "done".into())
-        .col_expr(task::Column::FinishedAt, Some(now).into())
-        .col_expr(task::Column::UpdatedAt, now.into())
+/// Ends `worker`'s hold on a task, setting `status` and whatever `more`
+/// adds; does nothing (returns false) if the lease passed to someone else.
+async fn settle(
+    db: &impl ConnectionTrait,
+    id: i64,
+    worker: &str,
+    status: &str,
+    more: impl FnOnce(sea_orm::UpdateMany<task::Entity>) -> sea_orm::UpdateMany<task::Entity>,
+) -> Result<bool, DbErr> {
+    let update = task::Entity::update_many()
+        .col_expr(task::Column::Status, status.into())
+        .col_expr(task::Column::UpdatedAt, db::now().into())
         .col_expr(task::Column::LockedBy, Option::<String>::None.into())
         .col_expr(
             task::Column::LockedUntil,
             Option::<DateTime<Utc>>::None.into(),
-        )
+        );
+    let res = more(update)
         .filter(id_and_holder(id, worker))
         .exec(db)
         .await?;
     Ok(res.rows_affected > 0)
+}
+
+/// Marks a task done, if `worker` still holds it.
+pub async fn complete(db: &impl ConnectionTrait, id: i64, worker: &str) -> Result<bool, DbErr> {
+    settle(db, id, worker, "done", |u| {
+        u.col_expr(task::Column::FinishedAt, Some(db::now()).into())
+    })
+    .await
 }
 
 /// Puts a task back for another attempt at `run_at`, or fails it for good.
@@ -160,47 +174,34 @@ pub async fn retry_or_fail(
     error: &str,
     run_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbErr> {
-    let now = db::now();
-    let mut update = task::Entity::update_many()
-        .col_expr(task::Column::LastError, Some(error.to_owned()).into())
-        .col_expr(task::Column::UpdatedAt, now.into())
-        .col_expr(task::Column::LockedBy, Option::<String>::None.into())
-        .col_expr(
-            task::Column::LockedUntil,
-            Option::<DateTime<Utc>>::None.into(),
-        );
-    update = match run_at {
-        Some(at) => update
-            .col_expr(task::Column::Status, "queued".into())
-            .col_expr(task::Column::RunAt, at.into()),
-        None => update
-            .col_expr(task::Column::Status, "failed".into())
-            .col_expr(task::Column::FinishedAt, Some(now).into()),
-    };
-    let res = update.filter(id_and_holder(id, worker)).exec(db).await?;
-    Ok(res.rows_affected > 0)
+    let error = Some(error.to_owned());
+    match run_at {
+        Some(at) => {
+            settle(db, id, worker, "queued", |u| {
+                u.col_expr(task::Column::LastError, error.into())
+                    .col_expr(task::Column::RunAt, at.into())
+            })
+            .await
+        }
+        None => {
+            settle(db, id, worker, "failed", |u| {
+                u.col_expr(task::Column::LastError, error.into())
+                    .col_expr(task::Column::FinishedAt, Some(db::now()).into())
+            })
+            .await
+        }
+    }
 }
 
 /// Hands a task back untouched (shutdown): the attempt does not count.
 pub async fn release(db: &impl ConnectionTrait, id: i64, worker: &str) -> Result<bool, DbErr> {
-    let now = db::now();
-    let res = task::Entity::update_many()
-        .col_expr(task::Column::Status, "queued".into())
-        .col_expr(task::Column::RunAt, now.into())
-        .col_expr(task::Column::UpdatedAt, now.into())
-        .col_expr(
+    settle(db, id, worker, "queued", |u| {
+        u.col_expr(task::Column::RunAt, db::now().into()).col_expr(
             task::Column::Attempts,
             sea_orm::sea_query::Expr::col(task::Column::Attempts).sub(1),
         )
-        .col_expr(task::Column::LockedBy, Option::<String>::None.into())
-        .col_expr(
-            task::Column::LockedUntil,
-            Option::<DateTime<Utc>>::None.into(),
-        )
-        .filter(id_and_holder(id, worker))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected > 0)
+    })
+    .await
 }
 
 fn id_and_holder(id: i64, worker: &str) -> sea_orm::Condition {
