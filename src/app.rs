@@ -2,16 +2,10 @@
 //! router, binds the port and serves until a shutdown signal. Tests start
 //! exactly this on port 0.
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    sync::{Arc, OnceLock, Weak},
-};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use futures::future::BoxFuture;
-use sea_orm::DatabaseConnection;
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::net::TcpListener;
 
 use crate::{
     auth::{Authenticator, JwtKeys, jwt},
@@ -19,56 +13,12 @@ use crate::{
     config::{Config, Secret},
     db,
     email::Mailer,
-    graphql::{self, JobgraphSchema, Services},
-    http,
+    graphql::{self, Services, execution::Executor},
+    http::{self, AppState, state::Parts},
     metrics::Metrics,
     resume_writer::ResumeWriter,
-    tasks::{CacheWarmer, TaskContext, TaskMetrics, TaskSystem},
+    tasks::{TaskContext, TaskHandle, TaskMetrics, TaskSystem},
 };
-
-struct Inner {
-    config: Arc<Config>,
-    db: DatabaseConnection,
-    auth: Arc<Authenticator>,
-    schema: JobgraphSchema,
-    metrics: Arc<Metrics>,
-    cache: Arc<ResponseCache>,
-    tasks: Arc<TaskSystem>,
-}
-
-/// Shared, cheaply cloned state of the running service.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-impl AppState {
-    pub fn config(&self) -> &Config {
-        &self.0.config
-    }
-
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.0.db
-    }
-
-    pub fn auth(&self) -> &Authenticator {
-        &self.0.auth
-    }
-
-    pub fn schema(&self) -> &JobgraphSchema {
-        &self.0.schema
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.0.metrics
-    }
-
-    pub fn cache(&self) -> &Arc<ResponseCache> {
-        &self.0.cache
-    }
-
-    pub fn tasks(&self) -> &Arc<TaskSystem> {
-        &self.0.tasks
-    }
-}
 
 /// The signing key: `JWT_SECRET`, or the embedded default's local key file.
 pub fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
@@ -108,16 +58,7 @@ impl Application {
             db::instance_id(&db).await?
         );
         let cache = ResponseCache::start(cache_settings, cache_metrics).await?;
-        let tasks = TaskSystem::start(Arc::new(TaskContext {
-            db: db::connect_tasks(&config, &metrics).await?,
-            cache: Arc::clone(&cache),
-            writer: ResumeWriter::new(&config.model)?,
-            mailer: Mailer::new(&config.mail)?,
-            settings: config.tasks.clone(),
-            metrics: task_metrics,
-            warmer: OnceLock::new(),
-            wake: Arc::new(Notify::new()),
-        }));
+        let task_handle = TaskHandle::new(&config.tasks);
         let auth = Arc::new(Authenticator::new(JwtKeys::new(
             &jwt_secret(&config)?,
             config.jwt_ttl,
@@ -128,22 +69,37 @@ impl Application {
             config: Arc::clone(&config),
             auth: Arc::clone(&auth),
             cache: Arc::clone(&cache),
-            tasks: tasks.handle(),
+            tasks: task_handle.clone(),
         });
+        let executor = Arc::new(Executor::new(
+            schema,
+            graphql::analyzer(&config.limits, config.introspection)?,
+            Arc::clone(&cache),
+            db.clone(),
+            config.limits.clone(),
+        ));
+        let tasks = TaskSystem::start(Arc::new(TaskContext {
+            db: db::connect_tasks(&config, &metrics).await?,
+            cache: Arc::clone(&cache),
+            writer: ResumeWriter::new(&config.model)?,
+            mailer: Mailer::new(&config.mail)?,
+            settings: config.tasks.clone(),
+            metrics: task_metrics,
+            refresher: executor.clone(),
+            wake: task_handle.wake_signal(),
+        }));
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("cannot listen on {} (BIND_ADDR)", config.bind_addr))?;
-        let state = AppState(Arc::new(Inner {
+        let state = AppState::new(Parts {
             config,
             db,
             auth,
-            schema,
+            executor,
             metrics,
             cache,
             tasks,
-        }));
-        let warmer: Arc<dyn CacheWarmer> = Arc::new(Warmer(Arc::downgrade(&state.0)));
-        let _ = state.tasks().context().warmer.set(warmer);
+        });
         Ok(Self { listener, state })
     }
 
@@ -179,21 +135,6 @@ impl Application {
         self.state.db().clone().close().await.ok();
         tracing::info!("jobgraph stopped");
         Ok(())
-    }
-}
-
-/// Lets the cache's stats refresh reach the HTTP layer without keeping the
-/// application alive.
-struct Warmer(Weak<Inner>);
-
-impl CacheWarmer for Warmer {
-    fn warm(&self, team_id: i64) -> BoxFuture<'_, usize> {
-        Box::pin(async move {
-            match self.0.upgrade() {
-                Some(inner) => http::graphql::warm_team(&AppState(inner), team_id).await,
-                None => 0,
-            }
-        })
     }
 }
 

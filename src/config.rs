@@ -58,6 +58,9 @@ pub struct Config {
     pub auto_migrate: bool,
     /// Limits on everything a client controls.
     pub limits: Limits,
+    /// `GRAPHQL_INTROSPECTION`: answer `__schema`/`__type` (default true;
+    /// switch off in production to hide the schema and field suggestions).
+    pub introspection: bool,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
     /// The response cache (`REDIS_URL`, `CACHE_*`).
@@ -77,17 +80,71 @@ pub struct Limits {
     pub max_page_size: u32,
     /// `MAX_PAGE_OFFSET`: deepest row `jobsPage` will skip to (default 10000).
     pub max_page_offset: u64,
-    /// `MAX_BULK_JOBS`: largest `createJobs` input (default 1000).
+    /// `MAX_BULK_JOBS`: largest `createJobs` input, and largest list any
+    /// argument may hold (default 1000).
     pub max_bulk_jobs: usize,
     /// `MAX_BATCH_OPERATIONS`: operations in one batched HTTP request (default 10).
     pub max_batch_operations: usize,
     /// `MAX_BODY_BYTES`: largest request body (default 2 MiB).
     pub max_body_bytes: usize,
-    /// `MAX_QUERY_DEPTH`: deepest selection set (default 12).
-    pub max_query_depth: usize,
-    /// `MAX_QUERY_COMPLEXITY`: async-graphql complexity, connections count
-    /// `first × child` (default 20000).
-    pub max_query_complexity: usize,
+    /// `MAX_RESPONSE_BYTES`: largest answer built (default 4 MiB).
+    pub max_response_bytes: usize,
+    /// Limits on the documents of signed-in callers (`MAX_QUERY_*`).
+    pub query: QueryLimits,
+    /// The tighter limits for callers without a token
+    /// (`ANONYMOUS_MAX_QUERY_*`): they can only sign in, sign up and
+    /// introspect.
+    pub anonymous: QueryLimits,
+}
+
+/// Limits on one GraphQL document, checked before anything runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// `MAX_QUERY_DEPTH`: deepest nesting of fields (default 12).
+    pub max_depth: u64,
+    /// `MAX_QUERY_COMPLEXITY`: the cost budget; a connection counts
+    /// `first` times its items, a list its cap (default 100000).
+    pub max_cost: u64,
+    /// `MAX_QUERY_ALIASES` (default 50).
+    pub max_aliases: u64,
+    /// `MAX_QUERY_ROOT_FIELDS` (default 20).
+    pub max_root_fields: u64,
+    /// `MAX_QUERY_TOKENS`: counted before parsing (default 5000).
+    pub max_tokens: u64,
+    /// `MAX_QUERY_SELECTIONS`: fields with every fragment expanded
+    /// (default 2000).
+    pub max_selections: u64,
+    /// `MAX_QUERY_DIRECTIVES`: directives on one selection (default 4).
+    pub max_directives: u64,
+    /// `MAX_DOCUMENT_BYTES`: the query text's size (default 65536).
+    pub max_document_bytes: u64,
+}
+
+impl QueryLimits {
+    /// What a signed-in caller may send.
+    pub const AUTHENTICATED: QueryLimits = QueryLimits {
+        max_depth: 12,
+        max_cost: 100_000,
+        max_aliases: 50,
+        max_root_fields: 20,
+        max_tokens: 5_000,
+        max_selections: 2_000,
+        max_directives: 4,
+        max_document_bytes: 64 * 1024,
+    };
+
+    /// What a caller without a token may send: enough for `signup`,
+    /// `login` and GraphiQL's introspection query, little more.
+    pub const ANONYMOUS: QueryLimits = QueryLimits {
+        max_depth: 6,
+        max_cost: 500,
+        max_aliases: 5,
+        max_root_fields: 3,
+        max_tokens: 2_000,
+        max_selections: 600,
+        max_directives: 2,
+        max_document_bytes: 16 * 1024,
+    };
 }
 
 impl Default for Limits {
@@ -98,8 +155,9 @@ impl Default for Limits {
             max_bulk_jobs: 1_000,
             max_batch_operations: 10,
             max_body_bytes: 2 * 1024 * 1024,
-            max_query_depth: 12,
-            max_query_complexity: 20_000,
+            max_response_bytes: 4 * 1024 * 1024,
+            query: QueryLimits::AUTHENTICATED,
+            anonymous: QueryLimits::ANONYMOUS,
         }
     }
 }
@@ -120,6 +178,7 @@ impl Config {
             jwt_ttl: Duration::from_secs(86_400),
             auto_migrate: true,
             limits: Limits::default(),
+            introspection: true,
             log_json: false,
             cache: CacheSettings::default(),
             tasks: TaskSettings::default(),
@@ -198,12 +257,15 @@ impl Config {
         if let Some(v) = get("MAX_BODY_BYTES") {
             l.max_body_bytes = parse_range("MAX_BODY_BYTES", &v, 1024, 1 << 30)?;
         }
-        if let Some(v) = get("MAX_QUERY_DEPTH") {
-            l.max_query_depth = parse_range("MAX_QUERY_DEPTH", &v, 2, 100)?;
+        if let Some(v) = get("MAX_RESPONSE_BYTES") {
+            l.max_response_bytes = parse_range("MAX_RESPONSE_BYTES", &v, 1024, 1 << 30)?;
         }
-        if let Some(v) = get("MAX_QUERY_COMPLEXITY") {
-            l.max_query_complexity = parse_range("MAX_QUERY_COMPLEXITY", &v, 10, 10_000_000)?;
-        }
+        read_query_limits(&get, "", &mut l.query)?;
+        read_query_limits(&get, "ANONYMOUS_", &mut l.anonymous)?;
+        config.introspection = match get("GRAPHQL_INTROSPECTION") {
+            Some(v) => parse_bool("GRAPHQL_INTROSPECTION", &v)?,
+            None => true,
+        };
         read_cache_settings(&get, &mut config.cache)?;
         read_background_settings(&get, &mut config)?;
         config.log_json = match get("LOG_FORMAT").as_deref() {
@@ -218,6 +280,51 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.expose().starts_with("sqlite:")
     }
+}
+
+/// `MAX_QUERY_*` (or `ANONYMOUS_MAX_QUERY_*` with `prefix`).
+fn read_query_limits(
+    get: &impl Fn(&str) -> Option<String>,
+    prefix: &str,
+    limits: &mut QueryLimits,
+) -> anyhow::Result<()> {
+    let fields: [(&str, &mut u64, u64, u64); 8] = [
+        ("MAX_QUERY_DEPTH", &mut limits.max_depth, 2, 100),
+        (
+            "MAX_QUERY_COMPLEXITY",
+            &mut limits.max_cost,
+            10,
+            100_000_000,
+        ),
+        ("MAX_QUERY_ALIASES", &mut limits.max_aliases, 0, 100_000),
+        (
+            "MAX_QUERY_ROOT_FIELDS",
+            &mut limits.max_root_fields,
+            1,
+            10_000,
+        ),
+        ("MAX_QUERY_TOKENS", &mut limits.max_tokens, 100, 1_000_000),
+        (
+            "MAX_QUERY_SELECTIONS",
+            &mut limits.max_selections,
+            10,
+            1_000_000,
+        ),
+        ("MAX_QUERY_DIRECTIVES", &mut limits.max_directives, 0, 100),
+        (
+            "MAX_DOCUMENT_BYTES",
+            &mut limits.max_document_bytes,
+            1024,
+            1 << 30,
+        ),
+    ];
+    for (name, slot, min, max) in fields {
+        let name = format!("{prefix}{name}");
+        if let Some(v) = get(&name) {
+            *slot = parse_range(&name, &v, min, max)?;
+        }
+    }
+    Ok(())
 }
 
 fn read_cache_settings(

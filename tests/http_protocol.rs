@@ -461,20 +461,18 @@ async fn queries_deeper_than_the_limit_are_422() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = app.post(Some(&token), &nested(4), json!({})).await;
     assert_eq!(status, 422, "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        "GRAPHQL_VALIDATION_FAILED"
-    );
+    assert_eq!(body["errors"][0]["extensions"]["code"], "QUERY_TOO_DEEP");
+    assert_eq!(body["errors"][0]["extensions"]["limit"], 12);
     assert!(
         body["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("deep"),
+            .contains("MAX_QUERY_DEPTH"),
         "{body}"
     );
     assert!(body.get("data").is_none());
 
-    let shallow = TestApp::spawn_with(|c| c.limits.max_query_depth = 4).await;
+    let shallow = TestApp::spawn_with(|c| c.limits.query.max_depth = 4).await;
     let (token, _) = shallow.signup("Acme", "ada@example.com").await;
     let (status, _) = shallow
         .post(Some(&token), "{ viewer { team { name } } }", json!({}))
@@ -492,15 +490,12 @@ async fn a_nested_connection_above_the_complexity_limit_is_422() {
     let before = app.sql_statements().await;
     let (status, body) = app.post(Some(&token), q, json!({})).await;
     assert_eq!(status, 422, "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        "GRAPHQL_VALIDATION_FAILED"
-    );
+    assert_eq!(body["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX");
     assert!(
         body["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("complex"),
+            .contains("MAX_QUERY_COMPLEXITY"),
         "{body}"
     );
     assert!(body.get("data").is_none());

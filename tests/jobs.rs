@@ -242,7 +242,7 @@ async fn create_jobs_refuses_more_than_the_configured_maximum() {
         .map(|i| json!({ "title": format!("Job {i}"), "company": "Co" }))
         .collect();
     let err = app
-        .fails(Some(&token), q, json!({ "i": six }), "BAD_USER_INPUT")
+        .fails(Some(&token), q, json!({ "i": six }), "LIST_TOO_LONG")
         .await;
     assert!(
         err["message"].as_str().unwrap().contains("at most 5"),

@@ -10,7 +10,7 @@
 //!   `P:{t42}:r:<class>:<hash>` holds a response; `P:{t42}:g:<namespace>`
 //!   holds the namespace's current *generation*, a random 64-bit value.
 //! * **Generations.** A response records the generations of the namespaces
-//!   it depends on ([`analysis::Dep`]), read *before* its SQL ran. It is
+//!   it depends on ([`plan::Dep`]), read *before* its SQL ran. It is
 //!   served only while all of them are unchanged, checked in the same
 //!   `MGET` that fetches it: a hit is one round trip. A mutation, after its
 //!   transaction commits and before it returns, sets fresh generations for
@@ -29,10 +29,10 @@
 //!   A generation bump that fails is retried until it succeeds, and until
 //!   then this replica bypasses the cache for that team.
 
-pub mod analysis;
 mod entry;
 mod flight;
 pub mod metrics;
+pub mod plan;
 pub mod store;
 mod sweeper;
 
@@ -48,8 +48,8 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-pub use analysis::{CacheKind, CachePlan, Dep, Plan};
 use metrics::CacheMetrics;
+pub use plan::{CacheKind, CachePlan, Dep, Plan};
 use store::{MemoryStore, RedisStore, Store, StoreError};
 use sweeper::{Class, Sweeper};
 
@@ -189,7 +189,6 @@ struct Pending {
 pub struct ResponseCache {
     settings: CacheSettings,
     store: Store,
-    plans: moka::sync::Cache<u128, Arc<Plan>>,
     flights: flight::Flights,
     metrics: Arc<CacheMetrics>,
     sweeper: mpsc::Sender<(i64, Class)>,
@@ -222,7 +221,6 @@ impl ResponseCache {
         };
         let (tx, rx) = mpsc::channel(10_000);
         let cache = Arc::new(Self {
-            plans: moka::sync::Cache::builder().max_capacity(50_000).build(),
             flights: flight::Flights::default(),
             sweeper: tx,
             pending: Pending::default(),
@@ -263,17 +261,6 @@ impl ResponseCache {
             && tokio::time::timeout(self.settings.command_timeout * 5, self.store.ping())
                 .await
                 .is_ok_and(|r| r.is_ok())
-    }
-
-    /// The plan of a request seen before, by the hash of its bytes.
-    pub fn known_plan(&self, request_hash: u128) -> Option<Arc<Plan>> {
-        self.plans.get(&request_hash)
-    }
-
-    pub fn remember_plan(&self, request_hash: u128, plan: Plan) -> Arc<Plan> {
-        let plan = Arc::new(plan);
-        self.plans.insert(request_hash, Arc::clone(&plan));
-        plan
     }
 
     fn gen_key(&self, team_id: i64, dep: Dep) -> String {

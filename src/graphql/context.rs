@@ -73,9 +73,9 @@ pub trait ContextExt {
     /// The request's loaders (present whenever there is a viewer).
     fn loaders(&self) -> AppResult<&Loaders>;
 
-    fn db(&self) -> AppResult<&DatabaseConnection> {
-        Ok(&self.services()?.db)
-    }
+    /// The pool this request runs on (the request pool, or the workers'
+    /// pool for a background refresh).
+    fn db(&self) -> AppResult<&DatabaseConnection>;
 }
 
 impl ContextExt for Context<'_> {
@@ -94,6 +94,13 @@ impl ContextExt for Context<'_> {
         self.data_opt::<Session>()
             .and_then(Session::loaders)
             .ok_or_else(unauthenticated)
+    }
+
+    fn db(&self) -> AppResult<&DatabaseConnection> {
+        match self.data_opt::<Session>() {
+            Some(session) => Ok(&session.db),
+            None => Ok(&self.services()?.db),
+        }
     }
 }
 

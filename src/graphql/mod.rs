@@ -2,7 +2,9 @@
 //! knows nothing of HTTP; the HTTP layer puts the viewer and the request's
 //! loaders into each request and executes it.
 
+pub mod analysis;
 pub mod context;
+pub mod execution;
 pub mod ids;
 pub mod inputs;
 pub mod loaders;
@@ -21,22 +23,35 @@ use query::Query;
 /// The executable schema.
 pub type JobgraphSchema = Schema<Query, Mutation, EmptySubscription>;
 
-fn builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation::default(), EmptySubscription)
-        .limit_depth(limits.max_query_depth)
-        .limit_complexity(limits.max_query_complexity)
+/// Depth, cost and the other document limits are enforced by
+/// [`analysis`] before async-graphql sees a document (its own visitors
+/// expand every fragment spread, so they must not be the first to walk
+/// an untrusted document); what is left here are its parser guards.
+fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    let builder = Schema::build(Query, Mutation::default(), EmptySubscription)
         .limit_recursive_depth(32)
-        .limit_directives(16)
+        .limit_directives(16);
+    if introspection {
+        builder
+    } else {
+        builder.disable_introspection().disable_suggestions()
+    }
 }
 
-/// The schema with its services, limits applied.
+/// The schema with its services.
 pub fn build_schema(services: Services) -> JobgraphSchema {
-    let limits = services.config.limits.clone();
-    builder(&limits).data(services).finish()
+    builder(services.config.introspection)
+        .data(services)
+        .finish()
+}
+
+/// The analyser of documents for this schema and these limits.
+pub fn analyzer(limits: &Limits, introspection: bool) -> anyhow::Result<analysis::Analyzer> {
+    analysis::Analyzer::new(&sdl(), limits, introspection)
 }
 
 /// The SDL clients see (what `jobgraph export-schema` prints and
 /// `schema.graphql` holds).
 pub fn sdl() -> String {
-    builder(&Limits::default()).finish().sdl()
+    builder(true).finish().sdl()
 }

@@ -8,7 +8,8 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{app::AppState, db};
+use super::AppState;
+use crate::db;
 
 /// `GET /health`: the process answers.
 pub async fn health() -> Json<serde_json::Value> {

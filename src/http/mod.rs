@@ -4,6 +4,7 @@
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+pub mod state;
 
 use std::time::Instant;
 
@@ -15,10 +16,8 @@ use axum::{
     routing::get,
 };
 
-use crate::{
-    app::AppState,
-    metrics::{HttpLabels, RouteLabels},
-};
+pub use self::state::AppState;
+use crate::metrics::{HttpLabels, RouteLabels};
 
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {

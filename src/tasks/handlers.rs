@@ -47,10 +47,8 @@ pub async fn dispatch(ctx: &TaskContext, task: &task::Model) -> Result<(), Failu
         RETENTION => apply_retention(ctx).await,
         REFRESH => {
             let team_id = id_field(task, "teamId")?;
-            if let Some(warmer) = ctx.warmer.get() {
-                let warmed = warmer.warm(team_id).await;
-                tracing::debug!(team_id, warmed, "hot reads refreshed in the cache");
-            }
+            let refreshed = ctx.refresher.refresh(team_id, &ctx.db).await;
+            tracing::debug!(team_id, refreshed, "hot reads refreshed in the cache");
             Ok(())
         }
         other => Err(Failure::Permanent(format!("unknown task kind `{other}`"))),

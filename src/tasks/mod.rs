@@ -20,7 +20,7 @@ mod handlers;
 pub mod queue;
 
 use std::{
-    sync::{Arc, OnceLock},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -194,10 +194,11 @@ impl TaskMetrics {
 }
 
 /// Recomputes a team's hot cached reads — `jobStats` first among them —
-/// after its writes (implemented by the HTTP layer, which knows how requests
-/// are cached).
-pub trait CacheWarmer: Send + Sync {
-    fn warm(&self, team_id: i64) -> BoxFuture<'_, usize>;
+/// after its writes, on the workers' pool `db`; returns how many it
+/// recomputed. Implemented by the GraphQL executor, which knows how
+/// requests are cached, and handed to the workers when they start.
+pub trait CacheRefresher: Send + Sync {
+    fn refresh<'a>(&'a self, team_id: i64, db: &'a DatabaseConnection) -> BoxFuture<'a, usize>;
 }
 
 /// What handlers work with.
@@ -208,7 +209,7 @@ pub struct TaskContext {
     pub mailer: Mailer,
     pub settings: TaskSettings,
     pub metrics: Arc<TaskMetrics>,
-    pub warmer: OnceLock<Arc<dyn CacheWarmer>>,
+    pub refresher: Arc<dyn CacheRefresher>,
     pub wake: Arc<Notify>,
 }
 
@@ -221,6 +222,21 @@ pub struct TaskHandle {
 }
 
 impl TaskHandle {
+    /// A handle for the workers that will run with `settings` (they share
+    /// its wake-up signal).
+    pub fn new(settings: &TaskSettings) -> Self {
+        Self {
+            wake: Arc::new(Notify::new()),
+            refresh_delay: settings.refresh_delay,
+            max_attempts: settings.max_attempts,
+        }
+    }
+
+    /// The signal that wakes this replica's workers.
+    pub fn wake_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
     /// A task with the configured number of attempts.
     pub fn task(&self, kind: &'static str, payload: serde_json::Value) -> NewTask {
         NewTask {
@@ -282,14 +298,6 @@ impl TaskSystem {
             "background workers started"
         );
         system
-    }
-
-    pub fn handle(&self) -> TaskHandle {
-        TaskHandle {
-            wake: Arc::clone(&self.ctx.wake),
-            refresh_delay: self.ctx.settings.refresh_delay,
-            max_attempts: self.ctx.settings.max_attempts,
-        }
     }
 
     pub fn context(&self) -> &Arc<TaskContext> {

@@ -13,8 +13,9 @@ pub mod smtp;
 use std::{net::SocketAddr, path::PathBuf};
 
 use jobgraph::{
-    app::{AppState, Application},
+    app::Application,
     config::{Config, Secret},
+    http::AppState,
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use sea_orm::ConnectionTrait;

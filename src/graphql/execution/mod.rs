@@ -1,0 +1,504 @@
+//! The one path every GraphQL request takes, from an HTTP handler or a
+//! background refresh: decode, analyse (limits and cache plan, see
+//! [`super::analysis`]), then either answer from the response cache —
+//! lookup, single-flight fill — or execute. The HTTP layer only turns the
+//! [`Answer`] into a status, headers and a body.
+
+mod source;
+
+use std::sync::Arc;
+
+use async_graphql::{
+    BatchRequest, Request as GqlRequest, Response as GqlResponse, ServerError,
+    parser::types::OperationType,
+};
+use bytes::Bytes;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+
+pub use self::source::Source;
+use super::{
+    JobgraphSchema,
+    analysis::{Analysis, Analyzer, Caller, Refusal},
+    context::Session,
+};
+use crate::{
+    auth::Viewer,
+    cache::{CacheKind, Computed, Lookup, Plan, Purpose, ResponseCache, Scope, WarmSpec},
+    config::Limits,
+};
+
+/// How a request ended, for the status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Executed (possibly with field errors): 200.
+    Executed,
+    /// The body or query string is not a GraphQL request: 400.
+    BadRequest,
+    /// The document did not parse: 400.
+    ParseFailed,
+    /// The document failed validation or a limit: 422.
+    Invalid,
+    /// A mutation sent over GET: 405.
+    MutationOverGet,
+}
+
+/// What the cache did with a request (`X-Cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheState {
+    Hit,
+    Miss,
+    Bypass,
+}
+
+impl CacheState {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Miss => "MISS",
+            Self::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// The result of one request (or batch), ready to be sent.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub outcome: Outcome,
+    pub body: Bytes,
+    /// Set on requests that went through the cache.
+    pub cache: Option<CacheState>,
+    /// Executed without any error and without a `null` root field (a job
+    /// that does not exist yet must not be remembered): may be stored.
+    storable: bool,
+}
+
+impl Answer {
+    fn new(outcome: Outcome, body: Bytes) -> Self {
+        Self {
+            outcome,
+            body,
+            cache: None,
+            storable: false,
+        }
+    }
+
+    /// A request-level error with a code.
+    pub fn error(outcome: Outcome, code: &str, message: &str) -> Self {
+        Self::new(outcome, error_body(code, message))
+    }
+
+    fn with_cache(mut self, state: CacheState) -> Self {
+        self.cache = Some(state);
+        self
+    }
+}
+
+/// What the plan memo knows of a request it has analysed before.
+struct Planned {
+    plan: Plan,
+}
+
+/// Runs requests against the schema, through the cache where it can.
+pub struct Executor {
+    schema: JobgraphSchema,
+    analyzer: Analyzer,
+    cache: Arc<ResponseCache>,
+    db: DatabaseConnection,
+    limits: Limits,
+    /// Analysed plans by the hash of the request's bytes, so the hit path
+    /// never parses.
+    plans: moka::sync::Cache<u128, Arc<Planned>>,
+}
+
+impl Executor {
+    pub fn new(
+        schema: JobgraphSchema,
+        analyzer: Analyzer,
+        cache: Arc<ResponseCache>,
+        db: DatabaseConnection,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            schema,
+            analyzer,
+            cache,
+            db,
+            limits,
+            plans: moka::sync::Cache::builder().max_capacity(50_000).build(),
+        }
+    }
+
+    pub fn schema(&self) -> &JobgraphSchema {
+        &self.schema
+    }
+
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
+    }
+
+    /// The cache plan of a request analysed before (tests drive the cache
+    /// exactly as this path does).
+    pub fn known_plan(&self, raw: &[u8]) -> Option<Plan> {
+        self.plans
+            .get(&crate::cache::request_hash(raw))
+            .map(|p| p.plan.clone())
+    }
+
+    /// Answers one HTTP request: a single request or a batch.
+    pub async fn run(&self, source: Source, viewer: Option<Viewer>) -> Answer {
+        if let Some(viewer) = viewer
+            && self.cache.enabled()
+            && source.is_single()
+        {
+            return self
+                .cached(&source, viewer, Purpose::Client, &self.db)
+                .await;
+        }
+        let batch = match source.decode_batch() {
+            Ok(batch) => batch,
+            Err(message) => return Answer::error(Outcome::BadRequest, "BAD_REQUEST", &message),
+        };
+        match batch {
+            BatchRequest::Single(request) => {
+                self.uncached(request, viewer, source.over_get(), &self.db)
+                    .await
+            }
+            BatchRequest::Batch(requests) => self.batch(requests, viewer).await,
+        }
+    }
+
+    async fn batch(&self, requests: Vec<GqlRequest>, viewer: Option<Viewer>) -> Answer {
+        let max = self.limits.max_batch_operations;
+        if requests.is_empty() || requests.len() > max {
+            return Answer::error(
+                Outcome::BadRequest,
+                "BATCH_LIMIT",
+                &format!(
+                    "a batch holds 1 to {max} operations, not {}",
+                    requests.len()
+                ),
+            );
+        }
+        let caller = caller_of(viewer);
+        let mut prepared = Vec::with_capacity(requests.len());
+        let mut sign_ins = 0;
+        for mut request in requests {
+            let analysis = self.prepare(&mut request, caller);
+            if let Ok(a) = &analysis {
+                sign_ins += a.sign_ins;
+            }
+            prepared.push((request, analysis));
+        }
+        if sign_ins > 1 {
+            return Answer::error(
+                Outcome::Invalid,
+                "TOO_MANY_SIGN_INS",
+                "a batch may hold at most one login, signup or createUser",
+            );
+        }
+        let mut parts = Vec::with_capacity(prepared.len());
+        for (request, analysis) in prepared {
+            let executed = match analysis {
+                Ok(analysis) => {
+                    self.execute(request, &analysis, viewer, false, &self.db)
+                        .await
+                }
+                Err(failed) => failed,
+            };
+            parts.push(executed.body);
+        }
+        let mut body = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
+        body.push(b'[');
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(part);
+        }
+        body.push(b']');
+        Answer::new(Outcome::Executed, body.into())
+    }
+
+    /// Checks the text, parses once (the document stays in the request for
+    /// execution) and analyses it.
+    fn prepare(&self, request: &mut GqlRequest, caller: Caller) -> Result<Analysis, Answer> {
+        let tokens = self
+            .analyzer
+            .check_text(&request.query, caller)
+            .map_err(refused)?;
+        let operation = request.operation_name.clone();
+        let variables = std::mem::take(&mut request.variables);
+        let analysis = match request.parsed_query() {
+            Ok(doc) => self
+                .analyzer
+                .analyse(doc, operation.as_deref(), &variables, caller, tokens)
+                .map_err(refused),
+            Err(mut error) => {
+                tag(&mut error, "GRAPHQL_PARSE_FAILED");
+                Err(Answer::new(Outcome::ParseFailed, errors_body(&[error])))
+            }
+        };
+        request.variables = variables;
+        analysis
+    }
+
+    async fn uncached(
+        &self,
+        mut request: GqlRequest,
+        viewer: Option<Viewer>,
+        over_get: bool,
+        db: &DatabaseConnection,
+    ) -> Answer {
+        match self.prepare(&mut request, caller_of(viewer)) {
+            Ok(analysis) => self.execute(request, &analysis, viewer, over_get, db).await,
+            Err(answer) => answer,
+        }
+    }
+
+    /// The cache path for one signed-in request: plan (once per distinct
+    /// request), one round trip to look up, and on a miss one execution
+    /// shared by every concurrent identical request.
+    async fn cached(
+        &self,
+        source: &Source,
+        viewer: Viewer,
+        purpose: Purpose,
+        db: &DatabaseConnection,
+    ) -> Answer {
+        let over_get = source.over_get();
+        let hash = crate::cache::request_hash(source.raw());
+        let mut prepared: Option<(GqlRequest, Analysis)> = None;
+        let planned = match self.plans.get(&hash) {
+            Some(planned) => planned,
+            None => {
+                let mut request = match source.decode() {
+                    Ok(request) => request,
+                    Err(message) => {
+                        return Answer::error(Outcome::BadRequest, "BAD_REQUEST", &message);
+                    }
+                };
+                let analysis = match self.prepare(&mut request, Caller::Authenticated) {
+                    Ok(analysis) => analysis,
+                    Err(answer) => return answer,
+                };
+                let planned = Arc::new(Planned {
+                    plan: analysis.plan.clone(),
+                });
+                self.plans.insert(hash, Arc::clone(&planned));
+                prepared = Some((request, analysis));
+                planned
+            }
+        };
+        let Plan::Cache(plan) = &planned.plan else {
+            return match self.prepared(source, prepared) {
+                Ok((request, analysis)) => {
+                    self.execute(request, &analysis, Some(viewer), over_get, db)
+                        .await
+                }
+                Err(answer) => answer,
+            };
+        };
+        let scope = Scope {
+            team_id: viewer.team_id,
+            role: viewer.role,
+            user_id: viewer.user_id,
+        };
+        match self.cache.lookup(hash, plan, &scope, purpose).await {
+            Lookup::Hit(body) => Answer::new(Outcome::Executed, body).with_cache(CacheState::Hit),
+            Lookup::Bypass => match self.prepared(source, prepared) {
+                Ok((request, analysis)) => self
+                    .execute(request, &analysis, Some(viewer), over_get, db)
+                    .await
+                    .with_cache(CacheState::Bypass),
+                Err(answer) => answer,
+            },
+            Lookup::Miss(ticket) => {
+                // Team-wide reads are worth recomputing after a write; one
+                // job's detail is not (a write to another job leaves it valid).
+                if purpose == Purpose::Client && !plan.kinds.contains(&CacheKind::JobDetail) {
+                    self.cache.note_warmable(WarmSpec {
+                        raw: Bytes::copy_from_slice(source.raw()),
+                        over_get,
+                        scope,
+                    });
+                }
+                let (request, analysis) = match self.prepared(source, prepared) {
+                    Ok(prepared) => prepared,
+                    Err(answer) => return answer,
+                };
+                let computed = self
+                    .cache
+                    .fill(ticket, || async {
+                        let answer = self
+                            .execute(request, &analysis, Some(viewer), over_get, db)
+                            .await;
+                        Computed {
+                            cacheable: answer.storable,
+                            status: outcome_code(answer.outcome),
+                            body: answer.body,
+                        }
+                    })
+                    .await;
+                Answer::new(code_outcome(computed.status), computed.body.clone())
+                    .with_cache(CacheState::Miss)
+            }
+        }
+    }
+
+    /// The decoded and analysed request, reusing what planning produced.
+    fn prepared(
+        &self,
+        source: &Source,
+        prepared: Option<(GqlRequest, Analysis)>,
+    ) -> Result<(GqlRequest, Analysis), Answer> {
+        if let Some(prepared) = prepared {
+            return Ok(prepared);
+        }
+        let mut request = source
+            .decode()
+            .map_err(|m| Answer::error(Outcome::BadRequest, "BAD_REQUEST", &m))?;
+        let analysis = self.prepare(&mut request, Caller::Authenticated)?;
+        Ok((request, analysis))
+    }
+
+    /// Replays a team's recent team-wide reads (`jobStats`, lists, the log)
+    /// through the cache on `db` so the next read after a write is a hit;
+    /// returns how many were recomputed.
+    pub async fn refresh_team(&self, team_id: i64, db: &DatabaseConnection) -> usize {
+        let mut refreshed = 0;
+        for spec in self.cache.warmable(team_id) {
+            let viewer = Viewer {
+                user_id: spec.scope.user_id,
+                team_id: spec.scope.team_id,
+                role: spec.scope.role,
+            };
+            let source = if spec.over_get {
+                Source::Query(String::from_utf8_lossy(&spec.raw).into_owned())
+            } else {
+                Source::Body(spec.raw)
+            };
+            let answer = self.cached(&source, viewer, Purpose::Refresh, db).await;
+            if answer.cache == Some(CacheState::Miss) {
+                refreshed += 1;
+            }
+        }
+        refreshed
+    }
+
+    /// Executes an analysed request with a fresh session (viewer, loaders).
+    async fn execute(
+        &self,
+        request: GqlRequest,
+        analysis: &Analysis,
+        viewer: Option<Viewer>,
+        over_get: bool,
+        db: &DatabaseConnection,
+    ) -> Answer {
+        if over_get && analysis.operation == Some(OperationType::Mutation) {
+            return Answer::error(
+                Outcome::MutationOverGet,
+                "METHOD_NOT_ALLOWED",
+                "mutations must be sent with POST",
+            );
+        }
+        let request = request.data(Session::new(db.clone(), viewer));
+        let mut response = self.schema.execute(request).await;
+        let request_failed = !response.errors.is_empty()
+            && response.data == async_graphql::Value::Null
+            && response.errors.iter().all(|e| e.path.is_empty());
+        if request_failed {
+            for error in &mut response.errors {
+                tag(error, "GRAPHQL_VALIDATION_FAILED");
+            }
+            // Request errors carry no `data` at all, per the spec.
+            return Answer::new(Outcome::Invalid, errors_body(&response.errors));
+        }
+        // Resolver errors always carry a code; the only ones without are
+        // async-graphql's own argument coercion failures found while
+        // executing (a `DateTime` literal that does not parse, say): the
+        // client's input.
+        for error in &mut response.errors {
+            tag(error, "BAD_USER_INPUT");
+        }
+        let null_root = match &response.data {
+            async_graphql::Value::Object(fields) => {
+                fields.values().any(|v| *v == async_graphql::Value::Null)
+            }
+            _ => true,
+        };
+        let mut answer = Answer::new(Outcome::Executed, response_body(&response));
+        answer.storable = response.errors.is_empty() && !null_root;
+        answer
+    }
+}
+
+impl crate::tasks::CacheRefresher for Executor {
+    fn refresh<'a>(
+        &'a self,
+        team_id: i64,
+        db: &'a DatabaseConnection,
+    ) -> futures::future::BoxFuture<'a, usize> {
+        Box::pin(self.refresh_team(team_id, db))
+    }
+}
+
+fn caller_of(viewer: Option<Viewer>) -> Caller {
+    match viewer {
+        Some(_) => Caller::Authenticated,
+        None => Caller::Anonymous,
+    }
+}
+
+fn outcome_code(outcome: Outcome) -> u16 {
+    match outcome {
+        Outcome::Executed => 200,
+        Outcome::BadRequest | Outcome::ParseFailed => 400,
+        Outcome::Invalid => 422,
+        Outcome::MutationOverGet => 405,
+    }
+}
+
+fn code_outcome(code: u16) -> Outcome {
+    match code {
+        200 => Outcome::Executed,
+        400 => Outcome::ParseFailed,
+        405 => Outcome::MutationOverGet,
+        _ => Outcome::Invalid,
+    }
+}
+
+fn refused(refusal: Refusal) -> Answer {
+    let mut extensions = serde_json::Map::new();
+    extensions.insert("code".into(), json!(refusal.code));
+    if let Some((limit, value)) = refusal.limit {
+        extensions.insert("limit".into(), json!(limit));
+        extensions.insert("value".into(), json!(value));
+    }
+    let body = json!({ "errors": [{ "message": refusal.message, "extensions": extensions }] });
+    Answer::new(Outcome::Invalid, body.to_string().into_bytes().into())
+}
+
+fn response_body(response: &GqlResponse) -> Bytes {
+    serde_json::to_vec(response).unwrap_or_default().into()
+}
+
+fn errors_body(errors: &[ServerError]) -> Bytes {
+    json!({ "errors": errors }).to_string().into_bytes().into()
+}
+
+/// `{"errors":[{"message","extensions":{"code"}}]}`.
+pub fn error_body(code: &str, message: &str) -> Bytes {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+        .to_string()
+        .into_bytes()
+        .into()
+}
+
+/// Gives an error a code unless it has one.
+fn tag(error: &mut ServerError, code: &str) {
+    let ext = error.extensions.get_or_insert_with(Default::default);
+    if ext.get("code").is_none() {
+        ext.set("code", code);
+    }
+}
