@@ -70,7 +70,7 @@ impl Application {
             auth: Arc::clone(&auth),
             cache: Arc::clone(&cache),
             tasks: task_handle.clone(),
-        });
+        })?;
         let executor = Arc::new(Executor::new(
             schema,
             graphql::analyzer(&config.limits, config.introspection)?,

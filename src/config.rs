@@ -386,9 +386,11 @@ fn read_cache_settings(
     if let Some(v) = get("CACHE_SWEEP_MAX_PAGES") {
         cache.sweep_max_pages = parse_range("CACHE_SWEEP_MAX_PAGES", &v, 1usize, 1_000_000)?;
     }
-    if let Some(v) = get("CACHE_MEMORY_MAX_ENTRIES") {
-        cache.memory_max_entries =
-            parse_range("CACHE_MEMORY_MAX_ENTRIES", &v, 100u64, 100_000_000)?;
+    if let Some(v) = get("CACHE_MEMORY_MAX_BYTES") {
+        cache.memory_max_bytes = parse_range("CACHE_MEMORY_MAX_BYTES", &v, 1u64 << 20, 1u64 << 40)?;
+    }
+    if let Some(v) = get("CACHE_MAX_ENTRY_BYTES") {
+        cache.max_entry_bytes = parse_range("CACHE_MAX_ENTRY_BYTES", &v, 1024usize, 1 << 30)?;
     }
     if let Some(v) = get("REDIS_POOL_SIZE") {
         cache.redis_pool_size = parse_range("REDIS_POOL_SIZE", &v, 1usize, 64)?;

@@ -177,3 +177,143 @@ async fn anonymous_callers_get_tighter_limits() {
     let error = refused(&app, None, q, json!({})).await;
     assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX", "{error}");
 }
+
+async fn team_id(app: &TestApp, token: &str) -> i64 {
+    let data = app.ok(token, "{ team { id } }", json!({})).await;
+    jobgraph::graphql::ids::decode(
+        jobgraph::graphql::ids::Kind::Team,
+        &data["team"]["id"].as_str().unwrap().into(),
+        "id",
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_limit_is_refused_not_sent() {
+    let app = TestApp::spawn_with(|c| c.limits.max_response_bytes = 64 * 1024).await;
+    let (token, _) = app.signup("Acme", "ada@example.com").await;
+    let long = "x".repeat(10_000);
+    let input: Vec<Value> = (0..20)
+        .map(|i| json!({ "title": format!("Job {i}"), "company": "Co", "description": long }))
+        .collect();
+    // The mutation's own answer is not measured (its change committed).
+    app.ok(
+        &token,
+        "mutation($i: [CreateJobInput!]!) { createJobs(input: $i) { id description } }",
+        json!({ "i": input }),
+    )
+    .await;
+    let error = refused(
+        &app,
+        Some(&token),
+        "{ jobs(first: 20) { nodes { id description } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(error["extensions"]["code"], "RESPONSE_TOO_LARGE", "{error}");
+    // Small pages of the same data are fine.
+    app.ok(
+        &token,
+        "{ jobs(first: 3) { nodes { id description } } }",
+        json!({}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn entries_larger_than_the_limit_are_not_stored() {
+    let app = TestApp::spawn_with(|c| c.cache.max_entry_bytes = 1024).await;
+    let (token, _) = app.signup("Acme", "ada@example.com").await;
+    app.create_jobs(&token, "A rather long job title to fill the answer", 30)
+        .await;
+    let big = "{ jobs(first: 30) { nodes { id title company } } }";
+    assert_eq!(app.cached(&token, big, json!({})).await.0, "MISS");
+    assert_eq!(app.cached(&token, big, json!({})).await.0, "MISS");
+    let small = "{ jobs(first: 1) { nodes { id } } }";
+    assert_eq!(app.cached(&token, small, json!({})).await.0, "MISS");
+    assert_eq!(app.cached(&token, small, json!({})).await.0, "HIT");
+}
+
+#[tokio::test]
+async fn made_up_job_ids_create_no_generation_keys() {
+    use jobgraph::{
+        cache::Dep,
+        graphql::ids::{Kind, encode},
+    };
+    let app = TestApp::spawn().await;
+    let (token, _) = app.signup("Acme", "ada@example.com").await;
+    let (other, _) = app.signup("Other", "bob@example.com").await;
+    let theirs = app.create_jobs(&other, "Theirs", 1).await;
+    let team = team_id(&app, &token).await;
+    let query = "query($id: ID!) { job(id: $id) { title } }";
+    for n in [900_001i64, 900_002, 900_003] {
+        let id = encode(Kind::Job, n);
+        let (state, data) = app.cached(&token, query, json!({ "id": id })).await;
+        assert_eq!(state, "MISS");
+        assert!(data["job"].is_null());
+        assert!(!app.state.cache().has_generation(team, Dep::Job(n)).await);
+    }
+    // Another team's job is as unknown as a made-up one.
+    let (_, data) = app.cached(&token, query, json!({ "id": theirs[0] })).await;
+    assert!(data["job"].is_null());
+    let theirs_n =
+        jobgraph::graphql::ids::decode(Kind::Job, &theirs[0].as_str().into(), "id").unwrap();
+    assert!(
+        !app.state
+            .cache()
+            .has_generation(team, Dep::Job(theirs_n))
+            .await
+    );
+    // A real job gets its generation, and its detail is cached.
+    let mine = app.create_jobs(&token, "Mine", 1).await;
+    let mine_n = jobgraph::graphql::ids::decode(Kind::Job, &mine[0].as_str().into(), "id").unwrap();
+    assert_eq!(
+        app.cached(&token, query, json!({ "id": mine[0] })).await.0,
+        "MISS"
+    );
+    assert!(
+        app.state
+            .cache()
+            .has_generation(team, Dep::Job(mine_n))
+            .await
+    );
+    assert_eq!(
+        app.cached(&token, query, json!({ "id": mine[0] })).await.0,
+        "HIT"
+    );
+}
+
+#[tokio::test]
+async fn the_background_refresh_replays_only_for_callers_who_still_may_read() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.signup("Acme", "ada@example.com").await;
+    let (member, member_id) = app.add_user(&admin, "mel@example.com", "MEMBER").await;
+    let team = team_id(&app, &admin).await;
+    let logs = "{ logs(first: 5) { nodes { action } } }";
+    app.cached(&member, logs, json!({})).await;
+    let noted = |app: &TestApp| app.state.cache().warmable(team).len();
+    assert_eq!(noted(&app), 1);
+    app.ok(
+        &admin,
+        "mutation($id: ID!) { deactivateUser(id: $id) { id } }",
+        json!({ "id": member_id }),
+    )
+    .await;
+    // A job write schedules the refresh; it drops the member's read.
+    let tasks_before = app
+        .metric("jobgraph_sql_statements_total{pool=\"tasks\"}")
+        .await;
+    app.create_jobs(&admin, "Job", 1).await;
+    app.eventually(
+        10,
+        "the refresh to drop the deactivated member's read",
+        || async { noted(&app) == 0 },
+    )
+    .await;
+    // It ran on the workers' pool.
+    assert!(
+        app.metric("jobgraph_sql_statements_total{pool=\"tasks\"}")
+            .await
+            > tasks_before
+    );
+}

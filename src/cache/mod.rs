@@ -80,8 +80,11 @@ pub struct CacheSettings {
     /// `CACHE_SWEEP_MAX_PAGES`: SCAN pages (of 500 keys) one pattern may take
     /// per pass (default 200).
     pub sweep_max_pages: usize,
-    /// `CACHE_MEMORY_MAX_ENTRIES`: size of the in-process store (default 100000).
-    pub memory_max_entries: u64,
+    /// `CACHE_MEMORY_MAX_BYTES`: size of the in-process store, keys and
+    /// values counted (default 256 MiB).
+    pub memory_max_bytes: u64,
+    /// `CACHE_MAX_ENTRY_BYTES`: larger answers are not stored (default 1 MiB).
+    pub max_entry_bytes: usize,
     /// `REDIS_POOL_SIZE` (default 4).
     pub redis_pool_size: usize,
 }
@@ -96,7 +99,8 @@ impl Default for CacheSettings {
             key_prefix: "jg".to_owned(),
             sweep_delay: Duration::from_millis(500),
             sweep_max_pages: 200,
-            memory_max_entries: 100_000,
+            memory_max_bytes: 256 * 1024 * 1024,
+            max_entry_bytes: 1024 * 1024,
             redis_pool_size: 4,
         }
     }
@@ -155,6 +159,19 @@ pub struct Ticket {
     generations: Vec<u64>,
     ttl: Duration,
     kind: CacheKind,
+    /// Jobs whose generation does not exist yet: made only for jobs that
+    /// exist in the team (see [`ResponseCache::verify`]), so made-up ids
+    /// cannot fill the store with generation keys.
+    unverified: Vec<i64>,
+    /// False when a generation could not be made: execute, do not store.
+    storable: bool,
+}
+
+impl Ticket {
+    /// Job ids whose generation waits for [`ResponseCache::verify`].
+    pub fn unverified_jobs(&self) -> &[i64] {
+        &self.unverified
+    }
 }
 
 /// What [`ResponseCache::fill`] gets back from executing a request.
@@ -175,8 +192,12 @@ pub struct WarmSpec {
     pub scope: Scope,
 }
 
-/// Requests kept per team for warming.
+/// Requests kept per team for warming, their bytes per team, the largest
+/// one kept, and the bytes kept for all teams together.
 const WARM_PER_TEAM: usize = 8;
+const WARM_BYTES_PER_TEAM: usize = 64 * 1024;
+const WARM_MAX_REQUEST_BYTES: usize = 16 * 1024;
+const WARM_BYTES_TOTAL: u64 = 16 * 1024 * 1024;
 
 /// Failed generation bumps awaiting a retry, by team.
 #[derive(Default)]
@@ -193,7 +214,7 @@ pub struct ResponseCache {
     metrics: Arc<CacheMetrics>,
     sweeper: mpsc::Sender<(i64, Class)>,
     pending: Pending,
-    warmable: moka::sync::Cache<i64, Arc<Mutex<Vec<WarmSpec>>>>,
+    warmable: moka::sync::Cache<i64, Arc<Vec<WarmSpec>>>,
 }
 
 impl ResponseCache {
@@ -217,14 +238,20 @@ impl ResponseCache {
                 }
                 Store::Redis(redis)
             }
-            None => Store::Memory(MemoryStore::new(settings.memory_max_entries)),
+            None => Store::Memory(MemoryStore::new(settings.memory_max_bytes)),
         };
         let (tx, rx) = mpsc::channel(10_000);
         let cache = Arc::new(Self {
             flights: flight::Flights::default(),
             sweeper: tx,
             pending: Pending::default(),
-            warmable: moka::sync::Cache::builder().max_capacity(10_000).build(),
+            warmable: moka::sync::Cache::builder()
+                .max_capacity(WARM_BYTES_TOTAL)
+                .weigher(|_, specs: &Arc<Vec<WarmSpec>>| {
+                    u32::try_from(specs.iter().map(|s| s.raw.len() + 64).sum::<usize>())
+                        .unwrap_or(u32::MAX)
+                })
+                .build(),
             store,
             metrics,
             settings,
@@ -261,6 +288,17 @@ impl ResponseCache {
             && tokio::time::timeout(self.settings.command_timeout * 5, self.store.ping())
                 .await
                 .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Whether a generation key exists for `dep` of `team_id` (operators
+    /// and tests: made-up job ids must not create any).
+    pub async fn has_generation(&self, team_id: i64, dep: Dep) -> bool {
+        matches!(
+            self.timed(self.store.mget(vec![self.gen_key(team_id, dep)]))
+                .await
+                .as_deref(),
+            Ok([Some(_)])
+        )
     }
 
     fn gen_key(&self, team_id: i64, dep: Dep) -> String {
@@ -349,15 +387,22 @@ impl ResponseCache {
         if counted {
             self.metrics.miss(kind);
         }
-        let generations = match self
-            .complete_generations(scope.team_id, &plan.deps, generations)
+        let unverified: Vec<i64> = plan
+            .deps
+            .iter()
+            .zip(&generations)
+            .filter_map(|(dep, g)| match (dep, g) {
+                (Dep::Job(id), None) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let team_wide = |d: &Dep| !matches!(d, Dep::Job(_));
+        let Some(generations) = self
+            .complete_generations(scope.team_id, &plan.deps, generations, team_wide)
             .await
-        {
-            Some(g) => g,
-            None => {
-                self.metrics.error(kind);
-                return Lookup::Bypass;
-            }
+        else {
+            self.metrics.error(kind);
+            return Lookup::Bypass;
         };
         Lookup::Miss(Ticket {
             key,
@@ -366,35 +411,70 @@ impl ResponseCache {
             generations,
             ttl,
             kind,
+            unverified,
+            storable: true,
         })
     }
 
-    /// Creates missing generations (fresh random values, `SET NX`) and
-    /// reads back what won.
+    /// Creates the missing generations that `create` allows (fresh random
+    /// values, `SET NX`) and reads back what won; the others stay 0 (not a
+    /// generation: an entry is never stored under them).
     async fn complete_generations(
         &self,
         team_id: i64,
         deps: &[Dep],
         found: Vec<Option<u64>>,
+        create: impl Fn(&Dep) -> bool,
     ) -> Option<Vec<u64>> {
-        if found.iter().all(Option::is_some) {
-            return Some(found.into_iter().flatten().collect());
-        }
         let missing: Vec<(String, Bytes)> = deps
             .iter()
             .zip(&found)
-            .filter(|(_, g)| g.is_none())
+            .filter(|(d, g)| g.is_none() && create(d))
             .map(|(d, _)| (self.gen_key(team_id, *d), fresh_generation()))
             .collect();
+        if missing.is_empty() {
+            return Some(found.into_iter().map(|g| g.unwrap_or(0)).collect());
+        }
         self.timed(self.store.set_many(missing, GENERATION_TTL, true))
             .await
             .ok()?;
         let keys = deps.iter().map(|d| self.gen_key(team_id, *d)).collect();
         let values = self.timed(self.store.mget(keys)).await.ok()?;
-        values
+        Some(
+            values
+                .iter()
+                .map(|v| v.as_deref().and_then(parse_gen).unwrap_or(0))
+                .collect(),
+        )
+    }
+
+    /// Makes the generations of the ticket's unverified jobs that `existing`
+    /// names (jobs found in the caller's team); a job not there leaves the
+    /// ticket unstorable: its answer is computed, never kept.
+    pub async fn verify(&self, ticket: &mut Ticket, team_id: i64, existing: &[i64]) {
+        if ticket.unverified.iter().any(|id| !existing.contains(id)) {
+            ticket.storable = false;
+            return;
+        }
+        let found = ticket
+            .deps
             .iter()
-            .map(|v| v.as_deref().and_then(parse_gen))
-            .collect()
+            .zip(&ticket.generations)
+            .map(|(dep, g)| match dep {
+                Dep::Job(id) if ticket.unverified.contains(id) => None,
+                _ => Some(*g),
+            })
+            .collect();
+        match self
+            .complete_generations(team_id, &ticket.deps, found, |_| true)
+            .await
+        {
+            Some(generations) if generations.iter().all(|g| *g != 0) => {
+                ticket.generations = generations;
+                ticket.unverified.clear();
+            }
+            _ => ticket.storable = false,
+        }
     }
 
     /// Runs `compute` once for all concurrent misses of the same key and
@@ -413,12 +493,15 @@ impl ResponseCache {
             generations,
             ttl,
             kind,
+            unverified: _,
+            storable,
         } = ticket;
+        let max_entry = self.settings.max_entry_bytes;
         let (computed, leader) = self
             .flights
             .run(flight_key, || async {
                 let computed = compute().await;
-                if computed.cacheable {
+                if computed.cacheable && storable && computed.body.len() <= max_entry {
                     let value = entry::encode(&deps, &generations, &computed.body);
                     if self
                         .timed(self.store.set(key, value, Some(jitter(ttl))))
@@ -437,24 +520,43 @@ impl ResponseCache {
         computed
     }
 
-    /// Remembers a team-wide read that missed, so the background refresh
-    /// after the team's next write can recompute it (newest first, a few per
-    /// team).
+    /// Remembers a team-wide read that missed (and so passed every limit),
+    /// so the background refresh after the team's next write can recompute
+    /// it: newest first, a few per team, within a byte budget per team and
+    /// for all teams.
     pub fn note_warmable(&self, spec: WarmSpec) {
-        let list = self.warmable.get_with(spec.scope.team_id, Default::default);
-        if let Ok(mut list) = list.lock() {
-            list.retain(|s| s.raw != spec.raw);
-            list.insert(0, spec);
-            list.truncate(WARM_PER_TEAM);
+        if spec.raw.len() > WARM_MAX_REQUEST_BYTES {
+            return;
         }
+        let team_id = spec.scope.team_id;
+        let current = self.warmable.get(&team_id).unwrap_or_default();
+        let mut specs = Vec::with_capacity(WARM_PER_TEAM);
+        let mut bytes = spec.raw.len();
+        specs.push(spec);
+        for old in current.iter() {
+            if old.raw == specs[0].raw {
+                continue;
+            }
+            if specs.len() == WARM_PER_TEAM || bytes + old.raw.len() > WARM_BYTES_PER_TEAM {
+                break;
+            }
+            bytes += old.raw.len();
+            specs.push(old.clone());
+        }
+        self.warmable.insert(team_id, Arc::new(specs));
     }
 
     /// The reads to replay for a team.
-    pub fn warmable(&self, team_id: i64) -> Vec<WarmSpec> {
-        self.warmable
-            .get(&team_id)
-            .and_then(|l| l.lock().ok().map(|l| l.clone()))
-            .unwrap_or_default()
+    pub fn warmable(&self, team_id: i64) -> Arc<Vec<WarmSpec>> {
+        self.warmable.get(&team_id).unwrap_or_default()
+    }
+
+    /// Stops replaying a read (its caller is gone or changed role).
+    pub fn forget_warmable(&self, team_id: i64, raw: &[u8]) {
+        if let Some(current) = self.warmable.get(&team_id) {
+            let kept: Vec<WarmSpec> = current.iter().filter(|s| s.raw != raw).cloned().collect();
+            self.warmable.insert(team_id, Arc::new(kept));
+        }
     }
 
     /// Makes every response that depends on `deps` of `team_id` unreachable:

@@ -56,17 +56,22 @@ impl Expiry<String, MemEntry> for PerEntryTtl {
     }
 }
 
-/// The in-process store: bounded, per-entry lifetimes, prefix deletes.
+/// The in-process store: bounded by bytes (keys and values), per-entry
+/// lifetimes, prefix deletes.
 #[derive(Clone)]
 pub struct MemoryStore {
     entries: Moka<String, MemEntry>,
 }
 
 impl MemoryStore {
-    pub fn new(max_entries: u64) -> Self {
+    pub fn new(max_bytes: u64) -> Self {
         Self {
             entries: Moka::builder()
-                .max_capacity(max_entries)
+                .max_capacity(max_bytes)
+                .weigher(|key: &String, entry: &MemEntry| {
+                    // Bookkeeping per entry is about a hundred bytes.
+                    u32::try_from(key.len() + entry.value.len() + 100).unwrap_or(u32::MAX)
+                })
                 .expire_after(PerEntryTtl)
                 .build(),
         }
@@ -448,7 +453,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_memory_store_scans_reads_heads_unlinks_and_honours_lifetimes() {
-        let store = Store::Memory(MemoryStore::new(1000));
+        let store = Store::Memory(MemoryStore::new(1 << 20));
         store
             .set("a:1".into(), Bytes::from_static(b"x-long"), None)
             .await
@@ -485,7 +490,7 @@ mod tests {
 
     #[tokio::test]
     async fn set_many_only_new_keeps_existing_values() {
-        let store = Store::Memory(MemoryStore::new(1000));
+        let store = Store::Memory(MemoryStore::new(1 << 20));
         store
             .set("g".into(), Bytes::from_static(b"1"), None)
             .await

@@ -127,6 +127,22 @@ pub async fn team_of(db: &impl ConnectionTrait, id: i64) -> Result<Option<i64>, 
         .await
 }
 
+/// Which of `ids` are jobs of the team (one indexed statement).
+pub async fn existing_ids(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    ids: &[i64],
+) -> Result<Vec<i64>, DbErr> {
+    Jobs::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::TeamId.eq(team_id))
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 /// Jobs by id in one statement, restricted to the team.
 pub async fn by_ids(
     db: &impl ConnectionTrait,

@@ -3,6 +3,7 @@
 //! loaders into each request and executes it.
 
 pub mod analysis;
+pub mod budget;
 pub mod context;
 pub mod execution;
 pub mod ids;
@@ -38,11 +39,14 @@ fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, EmptySubscript
     }
 }
 
-/// The schema with its services.
-pub fn build_schema(services: Services) -> JobgraphSchema {
-    builder(services.config.introspection)
+/// The schema with its services; answers are measured against
+/// `MAX_RESPONSE_BYTES` while they are built.
+pub fn build_schema(services: Services) -> anyhow::Result<JobgraphSchema> {
+    let table = analysis::types::TypeTable::from_sdl(&sdl())?;
+    Ok(builder(services.config.introspection)
+        .extension(budget::Measure::new(table.objects.into_keys()))
         .data(services)
-        .finish()
+        .finish())
 }
 
 /// The analyser of documents for this schema and these limits.

@@ -20,12 +20,14 @@ pub use self::source::Source;
 use super::{
     JobgraphSchema,
     analysis::{Analysis, Analyzer, Caller, Refusal},
+    budget::ResponseBudget,
     context::Session,
 };
 use crate::{
     auth::Viewer,
     cache::{CacheKind, Computed, Lookup, Plan, Purpose, ResponseCache, Scope, WarmSpec},
     config::Limits,
+    db,
 };
 
 /// How a request ended, for the status code.
@@ -313,7 +315,16 @@ impl Executor {
                     .with_cache(CacheState::Bypass),
                 Err(answer) => answer,
             },
-            Lookup::Miss(ticket) => {
+            Lookup::Miss(mut ticket) => {
+                if !ticket.unverified_jobs().is_empty() {
+                    let existing =
+                        db::jobs::existing_ids(db, viewer.team_id, ticket.unverified_jobs())
+                            .await
+                            .unwrap_or_default();
+                    self.cache
+                        .verify(&mut ticket, viewer.team_id, &existing)
+                        .await;
+                }
                 // Team-wide reads are worth recomputing after a write; one
                 // job's detail is not (a write to another job leaves it valid).
                 if purpose == Purpose::Client && !plan.kinds.contains(&CacheKind::JobDetail) {
@@ -367,7 +378,17 @@ impl Executor {
     /// returns how many were recomputed.
     pub async fn refresh_team(&self, team_id: i64, db: &DatabaseConnection) -> usize {
         let mut refreshed = 0;
-        for spec in self.cache.warmable(team_id) {
+        for spec in self.cache.warmable(team_id).iter() {
+            // Replay only as the caller is now: active, same team, same role.
+            let current = db::users::find_any(db, spec.scope.user_id).await;
+            let still = matches!(&current, Ok(Some(u))
+                if u.is_active && u.team_id == spec.scope.team_id && u.role == spec.scope.role);
+            if !still {
+                if current.is_ok() {
+                    self.cache.forget_warmable(team_id, &spec.raw);
+                }
+                continue;
+            }
             let viewer = Viewer {
                 user_id: spec.scope.user_id,
                 team_id: spec.scope.team_id,
@@ -376,7 +397,7 @@ impl Executor {
             let source = if spec.over_get {
                 Source::Query(String::from_utf8_lossy(&spec.raw).into_owned())
             } else {
-                Source::Body(spec.raw)
+                Source::Body(spec.raw.clone())
             };
             let answer = self.cached(&source, viewer, Purpose::Refresh, db).await;
             if answer.cache == Some(CacheState::Miss) {
@@ -402,8 +423,25 @@ impl Executor {
                 "mutations must be sent with POST",
             );
         }
-        let request = request.data(Session::new(db.clone(), viewer));
+        let mut request = request.data(Session::new(db.clone(), viewer));
+        let budget = (analysis.operation == Some(OperationType::Query))
+            .then(|| Arc::new(ResponseBudget::new(self.limits.max_response_bytes)));
+        if let Some(budget) = &budget {
+            request = request.data(Arc::clone(budget));
+        }
         let mut response = self.schema.execute(request).await;
+        if let Some(budget) = budget
+            && budget.exceeded()
+        {
+            return Answer::error(
+                Outcome::Invalid,
+                "RESPONSE_TOO_LARGE",
+                &format!(
+                    "the answer would be larger than {} bytes (MAX_RESPONSE_BYTES): ask for fewer items or fields",
+                    budget.max()
+                ),
+            );
+        }
         let request_failed = !response.errors.is_empty()
             && response.data == async_graphql::Value::Null
             && response.errors.iter().all(|e| e.path.is_empty());
