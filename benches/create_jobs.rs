@@ -60,12 +60,12 @@ async fn main() {
                 ))
                 .await
                 .unwrap();
-            config.database_url = Secret::new(url);
-            config.database_schema = Some(schema);
+            config.database.url = Secret::new(url);
+            config.database.schema = Some(schema);
             "PostgreSQL"
         }
         None => {
-            config.database_url = Secret::new(format!(
+            config.database.url = Secret::new(format!(
                 "sqlite://{}?mode=rwc",
                 dir.path().join("bench.db").display()
             ));

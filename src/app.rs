@@ -43,7 +43,7 @@ impl Application {
         cache_metrics.register(metrics.registry_mut());
         let task_metrics = Arc::new(TaskMetrics::new(metrics.registry_mut()));
         let metrics = Arc::new(metrics);
-        let db = db::connect(&config, &metrics).await?;
+        let db = db::connect(&config.database, &metrics).await?;
         if config.auto_migrate {
             db::migrate(&db).await?;
         } else if db::pending_migrations(&db).await? > 0 {
@@ -79,7 +79,7 @@ impl Application {
             config.limits.clone(),
         ));
         let tasks = TaskSystem::start(Arc::new(TaskContext {
-            db: db::connect_tasks(&config, &metrics).await?,
+            db: db::connect_tasks(&config.database, config.tasks.concurrency, &metrics).await?,
             cache: Arc::clone(&cache),
             writer: ResumeWriter::new(&config.model)?,
             mailer: Mailer::new(&config.mail)?,
@@ -112,25 +112,47 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes: then stops taking new background
-    /// tasks at once, finishes in-flight requests, lets running tasks finish
-    /// (or hands them back to the queue after the grace period) and exits.
+    /// Serves until `shutdown` completes; then, within one deadline
+    /// (`SHUTDOWN_GRACE_SECS`), stops taking background tasks, lets
+    /// in-flight requests and running tasks finish (handing unfinished tasks
+    /// back to the queue and closing the remaining connections at the
+    /// deadline) and exits.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "jobgraph is listening");
-        let tasks = Arc::clone(self.state.tasks());
-        let signal = async move {
-            shutdown.await;
-            tasks.stop_claiming();
+        let config = self.state.config();
+        let grace = config.tasks.shutdown_grace;
+        let stopping = tokio_util::sync::CancellationToken::new();
+        let signal = {
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.cancel();
+            }
         };
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(signal)
-            .await
-            .context("the HTTP server failed")?;
-        self.state.tasks().drain().await;
+        let deadline = {
+            let stopping = stopping.clone();
+            async move {
+                stopping.cancelled().await;
+                tokio::time::sleep(grace).await;
+            }
+        };
+        let limits = http::server::ServerLimits {
+            header_read_timeout: config.http.header_read_timeout,
+            max_connections: config.http.max_connections,
+        };
+        let tasks = Arc::clone(self.state.tasks());
+        let drain_tasks = async move {
+            stopping.cancelled().await;
+            tasks.drain().await;
+        };
+        tokio::join!(
+            http::server::serve(self.listener, router, limits, signal, deadline),
+            drain_tasks,
+        );
         self.state.tasks().context().db.clone().close().await.ok();
         self.state.db().clone().close().await.ok();
         tracing::info!("jobgraph stopped");

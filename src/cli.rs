@@ -105,7 +105,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             app.run_until(app::shutdown_signal()).await
         }
         Command::Migrate => {
-            let db = db::connect(&config, &Arc::new(Metrics::new())).await?;
+            let db = db::connect(&config.database, &Arc::new(Metrics::new())).await?;
             db::migrate(&db).await?;
             say("migrations applied");
             Ok(())
@@ -123,7 +123,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Token { email } => {
-            let db = db::connect(&config, &Arc::new(Metrics::new())).await?;
+            let db = db::connect(&config.database, &Arc::new(Metrics::new())).await?;
             let user = db::users::find_by_email(&db, &email)
                 .await?
                 .filter(|u| u.is_active)
@@ -139,7 +139,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn seed(config: Config, args: SeedArgs) -> anyhow::Result<()> {
-    let db = db::connect(&config, &Arc::new(Metrics::new())).await?;
+    let db = db::connect(&config.database, &Arc::new(Metrics::new())).await?;
     db::migrate(&db).await?;
     let sizes = SeedSizes {
         teams: args.teams.max(1),

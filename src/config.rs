@@ -41,12 +41,8 @@ impl fmt::Debug for Secret {
 pub struct Config {
     /// `BIND_ADDR`: where the HTTP server listens (default `127.0.0.1:8000`).
     pub bind_addr: SocketAddr,
-    /// `DATABASE_URL`: `sqlite://…` or `postgres://…` (default `sqlite://jobgraph.db`).
-    pub database_url: Secret,
-    /// `DATABASE_SCHEMA`: PostgreSQL schema to use (`search_path`), if not the default.
-    pub database_schema: Option<String>,
-    /// `DB_MAX_CONNECTIONS`: pool size (default 16 on PostgreSQL, 4 on SQLite).
-    pub db_max_connections: Option<u32>,
+    /// The database and its pools (`DATABASE_*`, `DB_*`, `STATEMENT_TIMEOUT_MS`).
+    pub database: DatabaseSettings,
     /// `JWT_SECRET`: HS256 signing key. Without it the embedded default keeps a
     /// generated key in `JWT_SECRET_FILE` (default `jobgraph.secret`).
     pub jwt_secret: Option<Secret>,
@@ -58,6 +54,8 @@ pub struct Config {
     pub auto_migrate: bool,
     /// Limits on everything a client controls.
     pub limits: Limits,
+    /// Timeouts and back-pressure of the HTTP server.
+    pub http: HttpSettings,
     /// `GRAPHQL_INTROSPECTION`: answer `__schema`/`__type` (default true;
     /// switch off in production to hide the schema and field suggestions).
     pub introspection: bool,
@@ -162,6 +160,74 @@ impl Default for Limits {
     }
 }
 
+/// Timeouts and back-pressure: no client can hold the server's resources
+/// for long, and excess load is refused quickly instead of queued.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// `REQUEST_TIMEOUT_MS`: longest a GraphQL request may run; then 504
+    /// (default 15000).
+    pub request_timeout: Duration,
+    /// `BODY_READ_TIMEOUT_MS`: longest a request body may take to arrive;
+    /// then 408 (default 10000).
+    pub body_read_timeout: Duration,
+    /// `HEADER_READ_TIMEOUT_MS`: longest the request line and headers may
+    /// take; then the connection is closed (default 10000).
+    pub header_read_timeout: Duration,
+    /// `MAX_IN_FLIGHT_REQUESTS`: GraphQL requests running at once; more are
+    /// answered 503 at once (default 512).
+    pub max_in_flight: usize,
+    /// `MAX_CONNECTIONS`: open client connections; more wait in the
+    /// kernel's accept queue (default 4096).
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(15),
+            body_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_in_flight: 512,
+            max_connections: 4096,
+        }
+    }
+}
+
+/// Where the data lives and how its pools behave.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `DATABASE_URL`: `sqlite://…` or `postgres://…` (default `sqlite://jobgraph.db`).
+    pub url: Secret,
+    /// `DATABASE_SCHEMA`: PostgreSQL schema to use (`search_path`), if not the default.
+    pub schema: Option<String>,
+    /// `DB_MAX_CONNECTIONS`: request pool size (default 16 on PostgreSQL, 4 on SQLite).
+    pub max_connections: Option<u32>,
+    /// `STATEMENT_TIMEOUT_MS`: PostgreSQL `statement_timeout` on every
+    /// connection (default 5000).
+    pub statement_timeout: Duration,
+    /// `DB_ACQUIRE_TIMEOUT_MS`: longest a request waits for a pooled
+    /// connection; then 503 with `Retry-After` (default 2000).
+    pub acquire_timeout: Duration,
+}
+
+impl DatabaseSettings {
+    /// The embedded default: a SQLite file in the working folder.
+    pub fn embedded() -> Self {
+        Self {
+            url: Secret::new(DEFAULT_DATABASE_URL),
+            schema: None,
+            max_connections: None,
+            statement_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Whether the database is the embedded SQLite file.
+    pub fn is_sqlite(&self) -> bool {
+        self.url.expose().starts_with("sqlite:")
+    }
+}
+
 /// The embedded default database: a SQLite file in the working folder.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://jobgraph.db?mode=rwc";
 
@@ -170,14 +236,13 @@ impl Config {
     pub fn embedded() -> Self {
         Self {
             bind_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            database_url: Secret::new(DEFAULT_DATABASE_URL),
-            database_schema: None,
-            db_max_connections: None,
+            database: DatabaseSettings::embedded(),
             jwt_secret: None,
             jwt_secret_file: PathBuf::from("jobgraph.secret"),
             jwt_ttl: Duration::from_secs(86_400),
             auto_migrate: true,
             limits: Limits::default(),
+            http: HttpSettings::default(),
             introspection: true,
             log_json: false,
             cache: CacheSettings::default(),
@@ -204,7 +269,7 @@ impl Config {
             if !(url.starts_with("sqlite:") || url.starts_with("postgres")) {
                 bail!("DATABASE_URL must start with sqlite:// or postgres://");
             }
-            config.database_url = Secret::new(url);
+            config.database.url = Secret::new(url);
         }
         if let Some(schema) = get("DATABASE_SCHEMA") {
             if !schema
@@ -213,10 +278,10 @@ impl Config {
             {
                 bail!("DATABASE_SCHEMA may hold only letters, digits and underscores");
             }
-            config.database_schema = Some(schema);
+            config.database.schema = Some(schema);
         }
         if let Some(n) = get("DB_MAX_CONNECTIONS") {
-            config.db_max_connections = Some(parse_range("DB_MAX_CONNECTIONS", &n, 1, 1000)?);
+            config.database.max_connections = Some(parse_range("DB_MAX_CONNECTIONS", &n, 1, 1000)?);
         }
         config.jwt_secret = get("JWT_SECRET").map(Secret::new);
         if let Some(secret) = &config.jwt_secret
@@ -266,6 +331,15 @@ impl Config {
             Some(v) => parse_bool("GRAPHQL_INTROSPECTION", &v)?,
             None => true,
         };
+        read_http_settings(&get, &mut config.http)?;
+        if let Some(v) = get("STATEMENT_TIMEOUT_MS") {
+            config.database.statement_timeout =
+                Duration::from_millis(parse_range("STATEMENT_TIMEOUT_MS", &v, 10u64, 3_600_000)?);
+        }
+        if let Some(v) = get("DB_ACQUIRE_TIMEOUT_MS") {
+            config.database.acquire_timeout =
+                Duration::from_millis(parse_range("DB_ACQUIRE_TIMEOUT_MS", &v, 10u64, 600_000)?);
+        }
         read_cache_settings(&get, &mut config.cache)?;
         read_background_settings(&get, &mut config)?;
         config.log_json = match get("LOG_FORMAT").as_deref() {
@@ -278,8 +352,36 @@ impl Config {
 
     /// Whether the database is the embedded SQLite file.
     pub fn is_sqlite(&self) -> bool {
-        self.database_url.expose().starts_with("sqlite:")
+        self.database.is_sqlite()
     }
+}
+
+fn read_http_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    http: &mut HttpSettings,
+) -> anyhow::Result<()> {
+    let millis = |name: &str, min: u64, max: u64| -> anyhow::Result<Option<Duration>> {
+        get(name)
+            .map(|v| parse_range(name, &v, min, max).map(Duration::from_millis))
+            .transpose()
+    };
+    if let Some(d) = millis("REQUEST_TIMEOUT_MS", 100, 3_600_000)? {
+        http.request_timeout = d;
+    }
+    if let Some(d) = millis("BODY_READ_TIMEOUT_MS", 100, 3_600_000)? {
+        http.body_read_timeout = d;
+    }
+    if let Some(d) = millis("HEADER_READ_TIMEOUT_MS", 100, 3_600_000)? {
+        http.header_read_timeout = d;
+    }
+
+    if let Some(v) = get("MAX_IN_FLIGHT_REQUESTS") {
+        http.max_in_flight = parse_range("MAX_IN_FLIGHT_REQUESTS", &v, 1usize, 1_000_000)?;
+    }
+    if let Some(v) = get("MAX_CONNECTIONS") {
+        http.max_connections = parse_range("MAX_CONNECTIONS", &v, 1usize, 1_000_000)?;
+    }
+    Ok(())
 }
 
 /// `MAX_QUERY_*` (or `ANONYMOUS_MAX_QUERY_*` with `prefix`).

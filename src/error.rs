@@ -14,6 +14,8 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     BadUserInput,
+    /// The database cannot serve the request right now (HTTP 503).
+    Unavailable,
     Internal,
 }
 
@@ -24,6 +26,7 @@ impl ErrorCode {
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Unavailable => "SERVICE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -52,6 +55,9 @@ pub enum AppError {
     /// A request-level input problem not tied to one input field.
     #[error("{0}")]
     BadInput(String),
+    /// The database is down, its pool exhausted or a statement timed out.
+    #[error("the service cannot reach its database right now: retry shortly")]
+    Unavailable(std::sync::Arc<DbErr>),
     #[error("internal error")]
     Internal(std::sync::Arc<anyhow::Error>),
 }
@@ -66,6 +72,7 @@ impl AppError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Invalid(_) | Self::BadInput(_) => ErrorCode::BadUserInput,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -96,14 +103,22 @@ impl AppError {
 
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
-        Self::internal(err)
+        if crate::db::is_unavailable(&err) {
+            Self::Unavailable(std::sync::Arc::new(err))
+        } else {
+            Self::internal(err)
+        }
     }
 }
 
 /// DataLoaders share one error between every key of a batch.
 impl From<std::sync::Arc<DbErr>> for AppError {
     fn from(err: std::sync::Arc<DbErr>) -> Self {
-        Self::internal(anyhow::anyhow!("batched query failed: {err}"))
+        if crate::db::is_unavailable(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::internal(anyhow::anyhow!("batched query failed: {err}"))
+        }
     }
 }
 
@@ -116,8 +131,14 @@ impl From<anyhow::Error> for AppError {
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
         let code = err.code();
-        if let AppError::Internal(cause) = &err {
-            tracing::error!(error = format!("{cause:#}"), "internal error in a resolver");
+        match &err {
+            AppError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error in a resolver");
+            }
+            AppError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "the database could not serve a resolver");
+            }
+            _ => {}
         }
         let fields = match &err {
             AppError::Invalid(fields) => fields.clone(),

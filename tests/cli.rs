@@ -17,10 +17,10 @@ fn jobgraph(config: &Config, dir: &std::path::Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", config.database_url.expose())
+        .env("DATABASE_URL", config.database.url.expose())
         .env("JWT_SECRET", config.jwt_secret.as_ref().unwrap().expose())
         .env("RUST_LOG", "warn");
-    if let Some(schema) = &config.database_schema {
+    if let Some(schema) = &config.database.schema {
         cmd.env("DATABASE_SCHEMA", schema);
     }
     cmd.output().expect("run the jobgraph binary")

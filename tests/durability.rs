@@ -35,7 +35,7 @@ fn spawn(config: &Config, dir: &Path, model: &str, extra: &[(&str, &str)]) -> Pr
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", config.database_url.expose())
+        .env("DATABASE_URL", config.database.url.expose())
         .env("JWT_SECRET", config.jwt_secret.as_ref().unwrap().expose())
         .env("AUTO_MIGRATE", "true")
         .env("OPENAI_API_KEY", KEY)
@@ -49,7 +49,7 @@ fn spawn(config: &Config, dir: &Path, model: &str, extra: &[(&str, &str)]) -> Pr
         .env("RUST_LOG", "debug,sqlx=warn,hyper=info,h2=info")
         .stdout(Stdio::from(file.try_clone().unwrap()))
         .stderr(Stdio::from(file));
-    if let Some(schema) = &config.database_schema {
+    if let Some(schema) = &config.database.schema {
         cmd.env("DATABASE_SCHEMA", schema);
     }
     for (k, v) in extra {
@@ -117,10 +117,9 @@ impl Drop for Proc {
 }
 
 async fn database(config: &Config) -> DatabaseConnection {
-    jobgraph::db::connect_url(
-        config.database_url.expose(),
+    jobgraph::db::connect_pool(
+        &config.database,
         Some(2),
-        config.database_schema.as_deref(),
         &std::sync::Arc::new(Metrics::new()),
         "requests",
     )

@@ -25,62 +25,51 @@ use sea_orm::{
 };
 
 use crate::{
-    config::Config,
+    config::DatabaseSettings,
     metrics::{Metrics, PoolLabels},
 };
 
 /// Opens the request pool; every statement is counted in `metrics`.
+pub async fn connect(
+    settings: &DatabaseSettings,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<DatabaseConnection> {
+    connect_pool(settings, settings.max_connections, metrics, "requests").await
+}
+
+/// A small pool of its own for `workers` background workers, so they never
+/// take a connection a request waits for.
+pub async fn connect_tasks(
+    settings: &DatabaseSettings,
+    workers: usize,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<DatabaseConnection> {
+    let size = (workers as u32 + 1).clamp(2, 8);
+    connect_pool(settings, Some(size), metrics, "tasks").await
+}
+
+/// Opens a pool named `pool` (the metrics label) of at most
+/// `max_connections`. On PostgreSQL every connection carries
+/// `statement_timeout` (and a bound on idling inside a transaction), so no
+/// statement can hold a connection for long.
 ///
 /// The metric callback is installed before the connection is cloned anywhere
 /// (sea-orm copies it into clones and transactions, not back).
-pub async fn connect(
-    config: &Config,
-    metrics: &Arc<Metrics>,
-) -> anyhow::Result<DatabaseConnection> {
-    connect_url(
-        config.database_url.expose(),
-        config.db_max_connections,
-        config.database_schema.as_deref(),
-        metrics,
-        "requests",
-    )
-    .await
-}
-
-/// A small pool of its own for background workers, so they never take a
-/// connection a request waits for.
-pub async fn connect_tasks(
-    config: &Config,
-    metrics: &Arc<Metrics>,
-) -> anyhow::Result<DatabaseConnection> {
-    let size = (config.tasks.concurrency as u32 + 1).clamp(2, 8);
-    connect_url(
-        config.database_url.expose(),
-        Some(size),
-        config.database_schema.as_deref(),
-        metrics,
-        "tasks",
-    )
-    .await
-}
-
-/// Like [`connect`], with an explicit PostgreSQL `search_path` (tests give
-/// each test its own schema).
-pub async fn connect_url(
-    url: &str,
+pub async fn connect_pool(
+    settings: &DatabaseSettings,
     max_connections: Option<u32>,
-    search_path: Option<&str>,
     metrics: &Arc<Metrics>,
     pool: &'static str,
 ) -> anyhow::Result<DatabaseConnection> {
-    let sqlite = url.starts_with("sqlite:");
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.max_connections(max_connections.unwrap_or(if sqlite { 4 } else { 16 }))
-        .min_connections(if sqlite { 1 } else { 2 })
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
+    let sqlite = settings.is_sqlite();
+    let mut opts = ConnectOptions::new(settings.url.expose().to_owned());
+    let max = max_connections.unwrap_or(if sqlite { 4 } else { 16 });
+    opts.max_connections(max)
+        .min_connections(max.min(if sqlite { 1 } else { 2 }))
+        .connect_timeout(settings.acquire_timeout.max(Duration::from_secs(1)))
+        .acquire_timeout(settings.acquire_timeout)
         .sqlx_logging(false);
-    if let Some(schema) = search_path {
+    if let Some(schema) = &settings.schema {
         opts.set_schema_search_path(schema.to_owned());
     }
     // WAL lets readers run beside the single writer; a busy writer makes
@@ -90,6 +79,14 @@ pub async fn connect_url(
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
+    });
+    let statement_ms = settings.statement_timeout.as_millis().to_string();
+    let idle_ms = (settings.statement_timeout * 6).as_millis().to_string();
+    opts.map_sqlx_postgres_opts(move |o| {
+        o.options([
+            ("statement_timeout", statement_ms.as_str()),
+            ("idle_in_transaction_session_timeout", idle_ms.as_str()),
+        ])
     });
     let mut db = sea_orm::Database::connect(opts)
         .await
@@ -145,6 +142,40 @@ pub async fn instance_id(db: &impl ConnectionTrait) -> anyhow::Result<String> {
         .await?
         .context("the database has no instance id: run `jobgraph migrate`")?;
     Ok(row.try_get::<String>("", "id")?)
+}
+
+/// Whether an error means the database cannot serve right now — down,
+/// restarting, unreachable, its pool exhausted, a statement cut off by
+/// `statement_timeout`, SQLite busy — rather than a fault in the request:
+/// such errors are answered 503 with `Retry-After`, not 500.
+pub fn is_unavailable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let sqlx = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    use sea_orm::sqlx::Error as E;
+    match sqlx.as_ref() {
+        E::Io(_)
+        | E::Tls(_)
+        | E::PoolTimedOut
+        | E::PoolClosed
+        | E::WorkerCrashed
+        | E::Protocol(_) => true,
+        E::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: 08 connection exception, 53 insufficient resources,
+            // 57 operator intervention (shutdown, query_canceled); SQLite: 5
+            // SQLITE_BUSY, 6 SQLITE_LOCKED.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57")
+                || code == "5"
+                || code == "6"
+        }
+        _ => false,
+    }
 }
 
 /// A cheap round trip for readiness checks.

@@ -107,12 +107,21 @@ fn answer_response(answer: Answer, media: MediaType) -> Response {
         Outcome::BadRequest | Outcome::ParseFailed => StatusCode::BAD_REQUEST,
         Outcome::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         Outcome::MutationOverGet => StatusCode::METHOD_NOT_ALLOWED,
+        Outcome::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     };
     let mut response = respond(status, media, answer.body, answer.cache.map(|c| c.label()));
-    if answer.outcome == Outcome::MutationOverGet {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    match answer.outcome {
+        Outcome::MutationOverGet => {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        Outcome::Unavailable => {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        _ => {}
     }
     response
 }
@@ -141,23 +150,79 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     }
     let (parts, body) = request.into_parts();
     let limit = state.config().limits.max_body_bytes;
-    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                media,
-                "PAYLOAD_TOO_LARGE",
-                &format!("the body is larger than {limit} bytes"),
-            );
-        }
-    };
+    let read_timeout = state.config().http.body_read_timeout;
+    let bytes: Bytes =
+        match tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(_)) => {
+                return error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    media,
+                    "PAYLOAD_TOO_LARGE",
+                    &format!("the body is larger than {limit} bytes"),
+                );
+            }
+            Err(_) => {
+                let mut response = error_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    media,
+                    "REQUEST_TIMEOUT",
+                    &format!(
+                        "the body did not arrive within {} ms (BODY_READ_TIMEOUT_MS)",
+                        read_timeout.as_millis()
+                    ),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return response;
+            }
+        };
     let viewer = match authenticate(&state, &parts.headers, media).await {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let answer = state.executor().run(Source::Body(bytes), viewer).await;
-    answer_response(answer, media)
+    run(&state, Source::Body(bytes), viewer, media).await
+}
+
+/// Runs a request within `REQUEST_TIMEOUT_MS` (504 after it).
+async fn run(
+    state: &AppState,
+    source: Source,
+    viewer: Option<Viewer>,
+    media: MediaType,
+) -> Response {
+    let limit = state.config().http.request_timeout;
+    match tokio::time::timeout(limit, state.executor().run(source, viewer)).await {
+        Ok(answer) => answer_response(answer, media),
+        Err(_) => error_response(
+            StatusCode::GATEWAY_TIMEOUT,
+            media,
+            "TIMEOUT",
+            &format!(
+                "the request did not finish within {} ms (REQUEST_TIMEOUT_MS)",
+                limit.as_millis()
+            ),
+        ),
+    }
+}
+
+/// 503 for a request beyond `MAX_IN_FLIGHT_REQUESTS`.
+pub fn overloaded() -> Response {
+    unavailable(
+        MediaType::Json,
+        "OVERLOADED",
+        "the service is at capacity: retry shortly",
+    )
+}
+
+/// 503 with `Retry-After`.
+fn unavailable(media: MediaType, code: &str, message: &str) -> Response {
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, media, code, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// `GET /graphql`: a query in the URL, or GraphiQL for a browser.
@@ -177,8 +242,7 @@ pub async fn get(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let answer = state.executor().run(Source::Query(query), viewer).await;
-    answer_response(answer, media)
+    run(&state, Source::Query(query), viewer, media).await
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -232,15 +296,14 @@ async fn authenticate(
             Err(response)
         }
         Err(AuthResolveError::Database(e)) => {
-            tracing::error!(
+            tracing::warn!(
                 error = format!("{e:#}"),
                 "checking a token against the database failed"
             );
-            Err(error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
+            Err(unavailable(
                 media,
-                "INTERNAL",
-                "the service cannot check your token right now",
+                "SERVICE_UNAVAILABLE",
+                "the service cannot check your token right now: retry shortly",
             ))
         }
     }

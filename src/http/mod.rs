@@ -4,6 +4,7 @@
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+pub mod server;
 pub mod state;
 
 use std::time::Instant;
@@ -22,7 +23,12 @@ use crate::metrics::{HttpLabels, RouteLabels};
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get)
+                .post(graphql::post)
+                .layer(middleware::from_fn_with_state(state.clone(), admit)),
+        )
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
@@ -32,6 +38,19 @@ pub fn router(state: AppState) -> Router {
             record_metrics,
         ))
         .with_state(state)
+}
+
+/// Sheds load: beyond `MAX_IN_FLIGHT_REQUESTS` GraphQL requests running at
+/// once, the next is answered 503 at once rather than queued without bound.
+async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match state.admit() {
+        Some(permit) => {
+            let response = next.run(request).await;
+            drop(permit);
+            response
+        }
+        None => graphql::overloaded(),
+    }
 }
 
 /// Counts requests by route and status and records their latency.

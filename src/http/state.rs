@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     auth::Authenticator, cache::ResponseCache, config::Config, graphql::execution::Executor,
@@ -21,40 +22,53 @@ pub struct Parts {
     pub tasks: Arc<TaskSystem>,
 }
 
+struct Shared {
+    parts: Parts,
+    /// One permit per GraphQL request running (`MAX_IN_FLIGHT_REQUESTS`).
+    in_flight: Arc<Semaphore>,
+}
+
 /// Shared, cheaply cloned state of the running service.
 #[derive(Clone)]
-pub struct AppState(Arc<Parts>);
+pub struct AppState(Arc<Shared>);
 
 impl AppState {
     pub fn new(parts: Parts) -> Self {
-        Self(Arc::new(parts))
+        let in_flight = Arc::new(Semaphore::new(parts.config.http.max_in_flight));
+        Self(Arc::new(Shared { parts, in_flight }))
+    }
+
+    /// A slot for one more GraphQL request, if fewer than
+    /// `MAX_IN_FLIGHT_REQUESTS` are running.
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.0.in_flight).try_acquire_owned().ok()
     }
 
     pub fn config(&self) -> &Config {
-        &self.0.config
+        &self.0.parts.config
     }
 
     pub fn db(&self) -> &DatabaseConnection {
-        &self.0.db
+        &self.0.parts.db
     }
 
     pub fn auth(&self) -> &Authenticator {
-        &self.0.auth
+        &self.0.parts.auth
     }
 
     pub fn executor(&self) -> &Arc<Executor> {
-        &self.0.executor
+        &self.0.parts.executor
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.0.metrics
+        &self.0.parts.metrics
     }
 
     pub fn cache(&self) -> &Arc<ResponseCache> {
-        &self.0.cache
+        &self.0.parts.cache
     }
 
     pub fn tasks(&self) -> &Arc<TaskSystem> {
-        &self.0.tasks
+        &self.0.parts.tasks
     }
 }

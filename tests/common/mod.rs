@@ -74,13 +74,13 @@ pub async fn fresh_config(dir: &TempDir) -> Config {
                 .await
                 .expect("create a test schema");
             admin.close().await.ok();
-            config.database_url = Secret::new(url);
-            config.database_schema = Some(schema);
-            config.db_max_connections = Some(5);
+            config.database.url = Secret::new(url);
+            config.database.schema = Some(schema);
+            config.database.max_connections = Some(5);
         }
         None => {
             let path: PathBuf = dir.path().join("jobgraph.db");
-            config.database_url = Secret::new(format!("sqlite://{}?mode=rwc", path.display()));
+            config.database.url = Secret::new(format!("sqlite://{}?mode=rwc", path.display()));
         }
     }
     config

@@ -28,6 +28,7 @@ use crate::{
     cache::{CacheKind, Computed, Lookup, Plan, Purpose, ResponseCache, Scope, WarmSpec},
     config::Limits,
     db,
+    error::ErrorCode,
 };
 
 /// How a request ended, for the status code.
@@ -43,6 +44,9 @@ pub enum Outcome {
     Invalid,
     /// A mutation sent over GET: 405.
     MutationOverGet,
+    /// The database could not serve it (down, pool exhausted, statement
+    /// timed out): 503 with `Retry-After`.
+    Unavailable,
 }
 
 /// What the cache did with a request (`X-Cache`).
@@ -465,7 +469,18 @@ impl Executor {
             }
             _ => true,
         };
-        let mut answer = Answer::new(Outcome::Executed, response_body(&response));
+        let unavailable = response.errors.iter().any(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|c| *c == async_graphql::Value::from(ErrorCode::Unavailable.as_str()))
+        });
+        let outcome = if unavailable {
+            Outcome::Unavailable
+        } else {
+            Outcome::Executed
+        };
+        let mut answer = Answer::new(outcome, response_body(&response));
         answer.storable = response.errors.is_empty() && !null_root;
         answer
     }
@@ -494,6 +509,7 @@ fn outcome_code(outcome: Outcome) -> u16 {
         Outcome::BadRequest | Outcome::ParseFailed => 400,
         Outcome::Invalid => 422,
         Outcome::MutationOverGet => 405,
+        Outcome::Unavailable => 503,
     }
 }
 
@@ -502,6 +518,7 @@ fn code_outcome(code: u16) -> Outcome {
         200 => Outcome::Executed,
         400 => Outcome::ParseFailed,
         405 => Outcome::MutationOverGet,
+        503 => Outcome::Unavailable,
         _ => Outcome::Invalid,
     }
 }
