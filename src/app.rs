@@ -13,11 +13,13 @@ use crate::{
     config::{Config, Secret},
     db,
     email::Mailer,
+    events::EventBus,
     graphql::{self, Services, execution::Executor},
     http::{self, AppState, state::Parts},
     metrics::Metrics,
     resume_writer::ResumeWriter,
     tasks::{TaskContext, TaskHandle, TaskMetrics, TaskSystem},
+    unit_of_work::Writer,
 };
 
 /// The signing key: `JWT_SECRET`, or the embedded default's local key file.
@@ -58,7 +60,8 @@ impl Application {
             db::instance_id(&db).await?
         );
         let cache = ResponseCache::start(cache_settings, cache_metrics).await?;
-        let task_handle = TaskHandle::new(&config.tasks);
+        let task_handle = TaskHandle::new(config.tasks.max_attempts, config.tasks.refresh_delay);
+        let writer = Writer::new(Arc::clone(&cache), task_handle.clone(), EventBus::new());
         let auth = Arc::new(Authenticator::new(JwtKeys::new(
             &jwt_secret(&config)?,
             config.jwt_ttl,
@@ -68,8 +71,7 @@ impl Application {
             db: db.clone(),
             config: Arc::clone(&config),
             auth: Arc::clone(&auth),
-            cache: Arc::clone(&cache),
-            tasks: task_handle.clone(),
+            writer: writer.clone(),
         })?;
         let executor = Arc::new(Executor::new(
             schema,
@@ -80,8 +82,8 @@ impl Application {
         ));
         let tasks = TaskSystem::start(Arc::new(TaskContext {
             db: db::connect_tasks(&config.database, config.tasks.concurrency, &metrics).await?,
-            cache: Arc::clone(&cache),
-            writer: ResumeWriter::new(&config.model)?,
+            writer,
+            resume_writer: ResumeWriter::new(&config.model)?,
             mailer: Mailer::new(&config.mail)?,
             settings: config.tasks.clone(),
             metrics: task_metrics,

@@ -19,6 +19,11 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabel {
+    pub namespace: &'static str,
+}
+
 /// Counters the cache updates; registered once per application.
 #[derive(Clone, Debug, Default)]
 pub struct CacheMetrics {
@@ -27,7 +32,9 @@ pub struct CacheMetrics {
     pub errors: Family<KindLabel, Counter>,
     pub bypasses: Family<KindLabel, Counter>,
     pub coalesced: Family<KindLabel, Counter>,
-    pub invalidations: Counter,
+    /// Generation bumps by namespace (`jobs`, `job`, `users`, `logs`,
+    /// `resumes`).
+    pub invalidations: Family<NamespaceLabel, Counter>,
     pub sweeps: Counter,
     pub sweep_failures: Counter,
     pub keys_removed: Counter,

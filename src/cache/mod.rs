@@ -565,7 +565,14 @@ impl ResponseCache {
         if !self.settings.enabled || deps.is_empty() {
             return;
         }
-        self.metrics.invalidations.inc_by(deps.len() as u64);
+        for dep in deps {
+            self.metrics
+                .invalidations
+                .get_or_create(&metrics::NamespaceLabel {
+                    namespace: dep.kind_name(),
+                })
+                .inc();
+        }
         if let Err(error) = self.bump(team_id, deps).await {
             tracing::warn!(%error, team_id, "cache invalidation failed; retrying in the background");
             self.add_pending(team_id, deps);

@@ -48,6 +48,19 @@ pub enum Dep {
     Resumes,
 }
 
+impl Dep {
+    /// The namespace's kind, without the job id (a metric label).
+    pub fn kind_name(self) -> &'static str {
+        match self {
+            Dep::Jobs => "jobs",
+            Dep::Job(_) => "job",
+            Dep::Users => "users",
+            Dep::Logs => "logs",
+            Dep::Resumes => "resumes",
+        }
+    }
+}
+
 /// What to do with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {

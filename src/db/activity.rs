@@ -1,5 +1,6 @@
-//! The activity log: every mutation records what it did, in its own
-//! transaction, so no committed change is ever missing from the log.
+//! The activity log: every change records what it did, in its own
+//! transaction (through the unit of work), so no committed change is ever
+//! missing from the log.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
@@ -58,9 +59,13 @@ impl Entry {
     }
 }
 
-/// Writes one entry; pass the mutation's transaction.
-pub async fn record(db: &impl ConnectionTrait, entry: Entry) -> Result<(), DbErr> {
-    Logs::insert(entry.into_active(super::now()))
+/// Writes a unit of work's entries in one statement; pass its transaction.
+pub async fn record_all(db: &impl ConnectionTrait, entries: Vec<Entry>) -> Result<(), DbErr> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let now = super::now();
+    Logs::insert_many(entries.into_iter().map(|e| e.into_active(now)))
         .exec_without_returning(db)
         .await?;
     Ok(())

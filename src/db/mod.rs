@@ -8,6 +8,7 @@ pub mod enums;
 pub mod jobs;
 pub mod keyset;
 pub mod logs;
+pub mod queue;
 pub mod resumes;
 pub mod seed;
 pub mod teams;

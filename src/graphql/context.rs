@@ -9,10 +9,9 @@ use sea_orm::DatabaseConnection;
 use super::loaders::Loaders;
 use crate::{
     auth::{Authenticator, Viewer},
-    cache::{Dep, ResponseCache},
     config::Config,
     error::{AppError, AppResult},
-    tasks::TaskHandle,
+    unit_of_work::Writer,
 };
 
 /// Long-lived services, put into the schema once.
@@ -20,8 +19,8 @@ pub struct Services {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub auth: Arc<Authenticator>,
-    pub cache: Arc<ResponseCache>,
-    pub tasks: TaskHandle,
+    /// Every mutation writes through it (see [`crate::unit_of_work`]).
+    pub writer: Writer,
 }
 
 /// One request's identity and loaders. `signup` and `login` sign the
@@ -106,19 +105,4 @@ impl ContextExt for Context<'_> {
 
 fn unauthenticated() -> AppError {
     AppError::Unauthenticated("sign in: send `Authorization: Bearer <token>`".into())
-}
-
-/// Makes cached answers that depend on `deps` of `team_id` unreachable.
-/// Mutations call it after their transaction commits, before returning.
-pub async fn invalidate(ctx: &Context<'_>, team_id: i64, deps: &[Dep]) {
-    if let Some(services) = ctx.data_opt::<Services>() {
-        services.cache.invalidate(team_id, deps).await;
-    }
-}
-
-/// Wakes this replica's workers after a transaction that enqueued work.
-pub fn wake_workers(ctx: &Context<'_>) {
-    if let Some(services) = ctx.data_opt::<Services>() {
-        services.tasks.wake();
-    }
 }

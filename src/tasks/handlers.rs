@@ -6,6 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use serde_json::json;
 
 use super::{EMAIL, REFRESH, RESUME, RETENTION, TaskContext, queue};
+use crate::events::Event;
 use crate::{
     cache::Dep,
     db::{
@@ -90,10 +91,12 @@ async fn generate_resume(ctx: &TaskContext, resume_id: i64) -> Result<(), Failur
         .await?
         .map(|t| t.name)
         .unwrap_or_default();
-    if resume.status == ResumeStatus::Pending && db::resumes::set_generating(db, resume.id).await? {
-        ctx.cache
-            .invalidate(job.team_id, &[Dep::Resumes, Dep::Job(job.id)])
-            .await;
+    if resume.status == ResumeStatus::Pending {
+        let mut uow = ctx.writer.begin(db).await?;
+        if db::resumes::set_generating(uow.db(), resume.id).await? {
+            uow.touch(job.team_id, &[Dep::Resumes, Dep::Job(job.id)]);
+            uow.commit().await?;
+        }
     }
     let other_titles =
         db::jobs::recent_titles_by_creator(db, job.team_id, user.id, job.id, 5).await?;
@@ -109,7 +112,7 @@ async fn generate_resume(ctx: &TaskContext, resume_id: i64) -> Result<(), Failur
             .then_some((job.salary_min, job.salary_max)),
         other_titles,
     };
-    let written = ctx.writer.write(&input).await.map_err(|e| match e {
+    let written = ctx.resume_writer.write(&input).await.map_err(|e| match e {
         WriteError::Retryable {
             message,
             retry_after,
@@ -120,12 +123,11 @@ async fn generate_resume(ctx: &TaskContext, resume_id: i64) -> Result<(), Failur
         WriteError::Permanent(message) => Failure::Permanent(message),
     })?;
 
-    let txn = crate::db::begin_write(db).await?;
-    if !db::resumes::set_ready(&txn, resume.id, &written.content, &written.model).await? {
+    let mut uow = ctx.writer.begin(db).await?;
+    if !db::resumes::set_ready(uow.db(), resume.id, &written.content, &written.model).await? {
         return Ok(());
     }
-    db::activity::record(
-        &txn,
+    uow.log(
         Entry::info(
             job.team_id,
             user.id,
@@ -133,19 +135,17 @@ async fn generate_resume(ctx: &TaskContext, resume_id: i64) -> Result<(), Failur
             format!("resume ready for {} at {}", job.title, job.company),
         )
         .with_metadata(json!({ "jobId": job.id, "resumeId": resume.id, "model": written.model })),
-    )
-    .await?;
+    );
     let mail = email::resume_ready(&user.name, &user.email, &job.title, &job.company);
-    let task = super::NewTask {
-        max_attempts: ctx.settings.max_attempts,
-        ..super::NewTask::new(EMAIL, super::email_payload(&mail))
-    };
-    queue::enqueue(&txn, &[task]).await?;
-    txn.commit().await?;
-    ctx.cache
-        .invalidate(job.team_id, &[Dep::Resumes, Dep::Job(job.id), Dep::Logs])
-        .await;
-    ctx.wake.notify_one();
+    uow.enqueue(super::email(ctx.writer.tasks(), job.team_id, &mail));
+    uow.touch(job.team_id, &[Dep::Resumes, Dep::Job(job.id)]);
+    uow.publish(Event::Resume {
+        team_id: job.team_id,
+        resume_id: resume.id,
+        job_id: job.id,
+        status: ResumeStatus::Ready,
+    });
+    uow.commit().await?;
     Ok(())
 }
 
@@ -161,27 +161,30 @@ async fn fail_resume(
     let Some(job) = db::jobs::find_any(db, resume.job_id).await? else {
         return Ok(());
     };
-    let txn = crate::db::begin_write(db).await?;
-    if db::resumes::set_failed(&txn, resume.id, message).await? {
-        db::activity::record(
-            &txn,
-            Entry {
-                level: LogLevel::Error,
-                ..Entry::info(
-                    job.team_id,
-                    resume.user_id,
-                    "resume.failed",
-                    format!("resume for {} failed: {message}", job.title),
-                )
-            }
-            .with_metadata(json!({ "jobId": job.id, "resumeId": resume.id })),
-        )
-        .await?;
+    let mut uow = ctx.writer.begin(db).await?;
+    if !db::resumes::set_failed(uow.db(), resume.id, message).await? {
+        return Ok(());
     }
-    txn.commit().await?;
-    ctx.cache
-        .invalidate(job.team_id, &[Dep::Resumes, Dep::Job(job.id), Dep::Logs])
-        .await;
+    uow.log(
+        Entry {
+            level: LogLevel::Error,
+            ..Entry::info(
+                job.team_id,
+                resume.user_id,
+                "resume.failed",
+                format!("resume for {} failed: {message}", job.title),
+            )
+        }
+        .with_metadata(json!({ "jobId": job.id, "resumeId": resume.id })),
+    );
+    uow.touch(job.team_id, &[Dep::Resumes, Dep::Job(job.id)]);
+    uow.publish(Event::Resume {
+        team_id: job.team_id,
+        resume_id: resume.id,
+        job_id: job.id,
+        status: ResumeStatus::Failed,
+    });
+    uow.commit().await?;
     Ok(())
 }
 
@@ -202,19 +205,20 @@ async fn send_email(ctx: &TaskContext, task: &task::Model) -> Result<(), Failure
 async fn apply_retention(ctx: &TaskContext) -> Result<(), Failure> {
     const BATCH: u64 = 1000;
     let cutoff = db::now() - chrono::Duration::days(ctx.settings.retention_days);
-    let mut teams = BTreeSet::new();
     loop {
-        let deleted = db::logs::delete_older_than(&ctx.db, cutoff, BATCH).await?;
-        ctx.metrics.logs_deleted.inc_by(deleted.len() as u64);
+        let mut uow = ctx.writer.begin(&ctx.db).await?;
+        let deleted = db::logs::delete_older_than(uow.db(), cutoff, BATCH).await?;
         let done = (deleted.len() as u64) < BATCH;
-        teams.extend(deleted.into_iter().flatten());
+        let teams: BTreeSet<i64> = deleted.iter().flatten().copied().collect();
+        for team_id in teams {
+            uow.touch(team_id, &[Dep::Logs]);
+        }
+        uow.commit().await?;
+        ctx.metrics.logs_deleted.inc_by(deleted.len() as u64);
         if done {
             break;
         }
         tokio::task::yield_now().await;
-    }
-    for team_id in teams {
-        ctx.cache.invalidate(team_id, &[Dep::Logs]).await;
     }
     let week_ago = db::now() - chrono::Duration::days(7);
     while queue::purge_finished(&ctx.db, week_ago, BATCH).await? >= BATCH {}

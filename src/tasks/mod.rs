@@ -17,7 +17,6 @@
 //! takes a connection a request is waiting for.
 
 mod handlers;
-pub mod queue;
 
 use std::{
     sync::Arc,
@@ -39,24 +38,31 @@ use sea_orm::DatabaseConnection;
 use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::db::queue;
+pub use crate::db::queue::NewTask;
 use crate::{
-    cache::ResponseCache,
     db::entities::task,
     email::{Email, Mailer},
     resume_writer::ResumeWriter,
+    unit_of_work::Writer,
 };
-pub use queue::NewTask;
 
-/// The payload of an `email.send` task.
-pub fn email_payload(email: &Email) -> serde_json::Value {
-    serde_json::json!({ "to": email.to, "subject": email.subject, "body": email.body })
+/// The payload of an `email.send` task for a team's user.
+pub fn email_payload(team_id: i64, email: &Email) -> serde_json::Value {
+    serde_json::json!({
+        "teamId": team_id,
+        "to": email.to,
+        "subject": email.subject,
+        "body": email.body,
+    })
 }
 
-/// Task kinds.
-pub const RESUME: &str = "resume.generate";
-pub const EMAIL: &str = "email.send";
-pub const RETENTION: &str = "logs.retention";
-pub const REFRESH: &str = "cache.refresh";
+pub use crate::db::queue::{EMAIL, REFRESH, RESUME, RETENTION, TaskHandle};
+
+/// Sending one e-mail to a user of `team_id`.
+pub fn email(tasks: &TaskHandle, team_id: i64, email: &Email) -> NewTask {
+    tasks.task(EMAIL, email_payload(team_id, email))
+}
 
 /// Worker and schedule settings (see the README's configuration table).
 #[derive(Debug, Clone)]
@@ -204,63 +210,14 @@ pub trait CacheRefresher: Send + Sync {
 /// What handlers work with.
 pub struct TaskContext {
     pub db: DatabaseConnection,
-    pub cache: Arc<ResponseCache>,
-    pub writer: ResumeWriter,
+    /// Handlers write through it, like mutations.
+    pub writer: Writer,
+    pub resume_writer: ResumeWriter,
     pub mailer: Mailer,
     pub settings: TaskSettings,
     pub metrics: Arc<TaskMetrics>,
     pub refresher: Arc<dyn CacheRefresher>,
     pub wake: Arc<Notify>,
-}
-
-/// A cheap handle for code that enqueues: wakes this replica's workers.
-#[derive(Clone)]
-pub struct TaskHandle {
-    wake: Arc<Notify>,
-    refresh_delay: Duration,
-    max_attempts: i32,
-}
-
-impl TaskHandle {
-    /// A handle for the workers that will run with `settings` (they share
-    /// its wake-up signal).
-    pub fn new(settings: &TaskSettings) -> Self {
-        Self {
-            wake: Arc::new(Notify::new()),
-            refresh_delay: settings.refresh_delay,
-            max_attempts: settings.max_attempts,
-        }
-    }
-
-    /// The signal that wakes this replica's workers.
-    pub fn wake_signal(&self) -> Arc<Notify> {
-        Arc::clone(&self.wake)
-    }
-
-    /// A task with the configured number of attempts.
-    pub fn task(&self, kind: &'static str, payload: serde_json::Value) -> NewTask {
-        NewTask {
-            max_attempts: self.max_attempts,
-            ..NewTask::new(kind, payload)
-        }
-    }
-
-    /// Call after the transaction that enqueued work committed.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Sending one e-mail.
-    pub fn email(&self, email: &Email) -> NewTask {
-        self.task(EMAIL, email_payload(email))
-    }
-
-    /// The coalesced refresh of one team's hot cached reads.
-    pub fn cache_refresh(&self, team_id: i64) -> NewTask {
-        self.task(REFRESH, serde_json::json!({ "teamId": team_id }))
-            .dedup(format!("{REFRESH}:{team_id}"))
-            .after(self.refresh_delay)
-    }
 }
 
 /// The running workers and scheduler of one replica.
@@ -293,7 +250,7 @@ impl TaskSystem {
         }
         tracing::info!(
             workers = system.ctx.settings.concurrency,
-            resume_writer = system.ctx.writer.describe(),
+            resume_writer = system.ctx.resume_writer.describe(),
             mail = system.ctx.mailer.describe(),
             "background workers started"
         );

@@ -8,11 +8,11 @@ use crate::{
     email,
     error::{AppError, AppResult},
     graphql::{
-        context::{ContextExt, Session, invalidate},
+        context::{ContextExt, Session},
         inputs::{Checker, SignupInput, person_name, team_name},
         types::{AuthPayload, User},
     },
-    tasks::queue,
+    tasks,
 };
 
 #[derive(Default)]
@@ -34,11 +34,11 @@ impl AuthMutation {
         }
         let hash = password::hash(input.password).await?;
 
-        let txn = crate::db::begin_write(&services.db).await?;
+        let mut uow = services.writer.begin(&services.db).await?;
         let base = db::teams::slugify(&team);
         let mut slug = base.clone();
         let mut n = 1;
-        while db::teams::slug_taken(&txn, &slug).await? {
+        while db::teams::slug_taken(uow.db(), &slug).await? {
             n += 1;
             slug = if n <= 10 {
                 format!("{base}-{n}")
@@ -46,9 +46,9 @@ impl AuthMutation {
                 format!("{base}-{:08x}", rand::random::<u32>())
             };
         }
-        let team = db::teams::insert(&txn, &team, &slug).await?;
+        let team = db::teams::insert(uow.db(), &team, &slug).await?;
         let user = db::users::insert(
-            &txn,
+            uow.db(),
             NewUser {
                 team_id: team.id,
                 email,
@@ -59,8 +59,7 @@ impl AuthMutation {
         )
         .await
         .map_err(|e| unique_email(e, "input.email"))?;
-        db::activity::record(
-            &txn,
+        uow.log(
             Entry::info(
                 team.id,
                 user.id,
@@ -68,16 +67,13 @@ impl AuthMutation {
                 format!("{} created team {}", user.name, team.name),
             )
             .with_metadata(json!({ "teamId": team.id, "slug": team.slug })),
-        )
-        .await?;
+        );
         let welcome = email::welcome(&user.name, &user.email, &team.name, false);
-        let tasks = &services.tasks;
-        queue::enqueue(&txn, &[tasks.email(&welcome)]).await?;
-        txn.commit()
+        uow.enqueue(tasks::email(services.writer.tasks(), team.id, &welcome));
+        uow.touch(team.id, &[Dep::Users]);
+        uow.commit()
             .await
             .map_err(|e| unique_email(e, "input.email"))?;
-        invalidate(ctx, team.id, &[Dep::Logs]).await;
-        tasks.wake();
         signed_in(ctx, user)
     }
 
@@ -100,34 +96,27 @@ impl AuthMutation {
         let Some(user) = user else {
             return Err(refused());
         };
+        let mut uow = services.writer.begin(&services.db).await?;
         if !ok || !user.is_active {
-            db::activity::record(
-                &services.db,
-                Entry {
-                    level: db::enums::LogLevel::Warning,
-                    ..Entry::info(
-                        user.team_id,
-                        user.id,
-                        "user.login_failed",
-                        "a sign-in attempt was refused",
-                    )
-                },
-            )
-            .await?;
-            invalidate(ctx, user.team_id, &[Dep::Logs]).await;
+            uow.log(Entry {
+                level: db::enums::LogLevel::Warning,
+                ..Entry::info(
+                    user.team_id,
+                    user.id,
+                    "user.login_failed",
+                    "a sign-in attempt was refused",
+                )
+            });
+            uow.commit().await?;
             return Err(refused());
         }
-        db::activity::record(
-            &services.db,
-            Entry::info(
-                user.team_id,
-                user.id,
-                "user.logged_in",
-                format!("{} signed in", user.name),
-            ),
-        )
-        .await?;
-        invalidate(ctx, user.team_id, &[Dep::Logs]).await;
+        uow.log(Entry::info(
+            user.team_id,
+            user.id,
+            "user.logged_in",
+            format!("{} signed in", user.name),
+        ));
+        uow.commit().await?;
         signed_in(ctx, user)
     }
 }

@@ -6,13 +6,13 @@ use crate::{
     cache::Dep,
     db::{self, activity::Entry},
     error::{AppError, AppResult, FieldError},
+    events::{Event, JobChange},
     graphql::{
-        context::{ContextExt, invalidate, wake_workers},
+        context::ContextExt,
         ids::{self, Kind},
         inputs::{Checker, CreateJobInput, UpdateJobInput},
         types::Job,
     },
-    tasks::queue,
 };
 
 /// At most this many field errors are returned for one bulk input.
@@ -55,19 +55,20 @@ impl JobMutation {
         let viewer = ctx.viewer()?;
         viewer.require_writer()?;
         let id = ids::decode(Kind::Job, &id, "id")?;
-        let db = ctx.db()?;
-        let txn = crate::db::begin_write(db).await?;
-        let job = job_for_write(&txn, viewer.team_id, id).await?;
+        let mut uow = ctx.services()?.writer.begin(ctx.db()?).await?;
+        let job = job_for_write(uow.db(), viewer.team_id, id).await?;
         let changes = input.validate(job.salary_min, job.salary_max)?;
         let before_status = job.status;
-        let updated = db::jobs::update(&txn, job, changes).await?;
+        let updated = db::jobs::update(uow.db(), job, changes).await?;
         let mut metadata = json!({ "jobId": updated.id });
-        if updated.status != before_status {
+        let change = if updated.status != before_status {
             metadata["statusFrom"] = json!(before_status);
             metadata["statusTo"] = json!(updated.status);
-        }
-        db::activity::record(
-            &txn,
+            JobChange::StatusChanged
+        } else {
+            JobChange::Updated
+        };
+        uow.log(
             Entry::info(
                 viewer.team_id,
                 viewer.user_id,
@@ -75,13 +76,15 @@ impl JobMutation {
                 format!("updated {} at {}", updated.title, updated.company),
             )
             .with_metadata(metadata),
-        )
-        .await?;
-        queue::enqueue(&txn, &[ctx.services()?.tasks.cache_refresh(viewer.team_id)]).await?;
-        txn.commit().await?;
-        let deps = [Dep::Jobs, Dep::Job(updated.id), Dep::Logs];
-        invalidate(ctx, viewer.team_id, &deps).await;
-        wake_workers(ctx);
+        );
+        uow.touch(viewer.team_id, &[Dep::Jobs, Dep::Job(updated.id)]);
+        uow.publish(Event::Job {
+            team_id: viewer.team_id,
+            job_id: updated.id,
+            change,
+            status: Some(updated.status),
+        });
+        uow.commit().await?;
         Ok(Job(updated))
     }
 
@@ -90,12 +93,10 @@ impl JobMutation {
         let viewer = ctx.viewer()?;
         viewer.require_writer()?;
         let id = ids::decode(Kind::Job, &id, "id")?;
-        let db = ctx.db()?;
-        let txn = crate::db::begin_write(db).await?;
-        let job = job_for_write(&txn, viewer.team_id, id).await?;
-        db::jobs::delete(&txn, viewer.team_id, job.id).await?;
-        db::activity::record(
-            &txn,
+        let mut uow = ctx.services()?.writer.begin(ctx.db()?).await?;
+        let job = job_for_write(uow.db(), viewer.team_id, id).await?;
+        db::jobs::delete(uow.db(), viewer.team_id, job.id).await?;
+        uow.log(
             Entry::info(
                 viewer.team_id,
                 viewer.user_id,
@@ -103,18 +104,20 @@ impl JobMutation {
                 format!("deleted {} at {}", job.title, job.company),
             )
             .with_metadata(json!({ "jobId": job.id })),
-        )
-        .await?;
-        queue::enqueue(&txn, &[ctx.services()?.tasks.cache_refresh(viewer.team_id)]).await?;
-        txn.commit().await?;
-        let deps = [Dep::Jobs, Dep::Job(job.id), Dep::Resumes, Dep::Logs];
-        invalidate(ctx, viewer.team_id, &deps).await;
-        wake_workers(ctx);
+        );
+        uow.touch(viewer.team_id, &[Dep::Jobs, Dep::Job(job.id), Dep::Resumes]);
+        uow.publish(Event::Job {
+            team_id: viewer.team_id,
+            job_id: job.id,
+            change: JobChange::Deleted,
+            status: None,
+        });
+        uow.commit().await?;
         Ok(true)
     }
 }
 
-/// Validates every input, then inserts them all and their log entries in one
+/// Validates every input, then inserts them all and their log entry in one
 /// transaction. `bulk` inputs report errors as `input[i].field`.
 async fn create(ctx: &Context<'_>, input: Vec<CreateJobInput>, bulk: bool) -> AppResult<Vec<Job>> {
     let viewer = ctx.viewer()?;
@@ -138,9 +141,9 @@ async fn create(ctx: &Context<'_>, input: Vec<CreateJobInput>, bulk: bool) -> Ap
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let db = ctx.db()?;
-    let txn = crate::db::begin_write(db).await?;
-    let created = db::jobs::insert_many(&txn, viewer.team_id, Some(viewer.user_id), &jobs).await?;
+    let mut uow = ctx.services()?.writer.begin(ctx.db()?).await?;
+    let created =
+        db::jobs::insert_many(uow.db(), viewer.team_id, Some(viewer.user_id), &jobs).await?;
     // One entry per mutation: a single job is `job.created`; a bulk call is
     // one `job.bulk_created` event naming every job it added, so an import
     // of 1,000 jobs reads as one event and costs one log row.
@@ -163,12 +166,18 @@ async fn create(ctx: &Context<'_>, input: Vec<CreateJobInput>, bulk: bool) -> Ap
             "jobIds": jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
         })),
     };
-    db::activity::record(&txn, entry).await?;
-    queue::enqueue(&txn, &[ctx.services()?.tasks.cache_refresh(viewer.team_id)]).await?;
-    txn.commit().await?;
+    uow.log(entry);
     // A `job(id:)` answer is never cached while the job does not exist, so
-    // new jobs touch only the team-wide namespaces.
-    invalidate(ctx, viewer.team_id, &[Dep::Jobs, Dep::Logs]).await;
-    wake_workers(ctx);
+    // new jobs touch only the team-wide namespace.
+    uow.touch(viewer.team_id, &[Dep::Jobs]);
+    for job in &created {
+        uow.publish(Event::Job {
+            team_id: viewer.team_id,
+            job_id: job.id,
+            change: JobChange::Created,
+            status: Some(job.status),
+        });
+    }
+    uow.commit().await?;
     Ok(created.into_iter().map(Job).collect())
 }

@@ -6,12 +6,13 @@ use crate::{
     cache::Dep,
     db::{self, activity::Entry},
     error::AppResult,
+    events::Event,
     graphql::{
-        context::{ContextExt, invalidate},
+        context::ContextExt,
         ids::{self, Kind},
         types::Resume,
     },
-    tasks::{RESUME, queue},
+    tasks::RESUME,
 };
 
 #[derive(Default)]
@@ -25,12 +26,11 @@ impl ResumeMutation {
         let viewer = ctx.viewer()?;
         viewer.require_writer()?;
         let job_id = ids::decode(Kind::Job, &job_id, "jobId")?;
-        let db = ctx.db()?;
-        let txn = crate::db::begin_write(db).await?;
-        let job = job_for_write(&txn, viewer.team_id, job_id).await?;
-        let resume = db::resumes::insert_pending(&txn, job.id, viewer.user_id).await?;
-        db::activity::record(
-            &txn,
+        let writer = &ctx.services()?.writer;
+        let mut uow = writer.begin(ctx.db()?).await?;
+        let job = job_for_write(uow.db(), viewer.team_id, job_id).await?;
+        let resume = db::resumes::insert_pending(uow.db(), job.id, viewer.user_id).await?;
+        uow.log(
             Entry::info(
                 viewer.team_id,
                 viewer.user_id,
@@ -38,18 +38,20 @@ impl ResumeMutation {
                 format!("asked for a resume for {} at {}", job.title, job.company),
             )
             .with_metadata(json!({ "jobId": job.id, "resumeId": resume.id })),
-        )
-        .await?;
-        let tasks = &ctx.services()?.tasks;
-        queue::enqueue(
-            &txn,
-            &[tasks.task(RESUME, json!({ "resumeId": resume.id }))],
-        )
-        .await?;
-        txn.commit().await?;
-        let deps = [Dep::Resumes, Dep::Job(job.id), Dep::Logs];
-        invalidate(ctx, viewer.team_id, &deps).await;
-        tasks.wake();
+        );
+        uow.enqueue(
+            writer
+                .tasks()
+                .task(RESUME, json!({ "resumeId": resume.id })),
+        );
+        uow.touch(viewer.team_id, &[Dep::Resumes, Dep::Job(job.id)]);
+        uow.publish(Event::Resume {
+            team_id: viewer.team_id,
+            resume_id: resume.id,
+            job_id: job.id,
+            status: resume.status,
+        });
+        uow.commit().await?;
         Ok(Resume(resume))
     }
 }

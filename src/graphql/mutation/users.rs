@@ -15,12 +15,12 @@ use crate::{
     email,
     error::{AppError, AppResult},
     graphql::{
-        context::{ContextExt, invalidate},
+        context::ContextExt,
         ids::{self, Kind},
         inputs::{Checker, CreateUserInput, UpdateUserInput, person_name},
         types::User,
     },
-    tasks::queue,
+    tasks,
 };
 
 #[derive(Default)]
@@ -80,9 +80,10 @@ impl UserMutation {
             Some(p) => Some(password::hash(p).await?),
             None => None,
         };
-        let txn = crate::db::begin_write(db).await?;
+        let writer = &ctx.services()?.writer;
+        let mut uow = writer.begin(db).await?;
         let user = db::users::insert(
-            &txn,
+            uow.db(),
             NewUser {
                 team_id: viewer.team_id,
                 email,
@@ -93,8 +94,7 @@ impl UserMutation {
         )
         .await
         .map_err(|e| unique_email(e, "input.email"))?;
-        db::activity::record(
-            &txn,
+        uow.log(
             Entry::info(
                 viewer.team_id,
                 viewer.user_id,
@@ -102,20 +102,17 @@ impl UserMutation {
                 format!("added {} to the team", user.name),
             )
             .with_metadata(json!({ "userId": user.id, "role": user.role })),
-        )
-        .await?;
-        let team = db::teams::find(&txn, viewer.team_id)
+        );
+        let team = db::teams::find(uow.db(), viewer.team_id)
             .await?
             .map(|t| t.name)
             .unwrap_or_default();
         let welcome = email::welcome(&user.name, &user.email, &team, true);
-        let tasks = &ctx.services()?.tasks;
-        queue::enqueue(&txn, &[tasks.email(&welcome)]).await?;
-        txn.commit()
+        uow.enqueue(tasks::email(writer.tasks(), viewer.team_id, &welcome));
+        uow.touch(viewer.team_id, &[Dep::Users]);
+        uow.commit()
             .await
             .map_err(|e| unique_email(e, "input.email"))?;
-        invalidate(ctx, viewer.team_id, &[Dep::Users, Dep::Logs]).await;
-        tasks.wake();
         Ok(User(user))
     }
 
@@ -151,18 +148,17 @@ impl UserMutation {
             Some(p) => Some(password::hash(p).await?),
             None => None,
         };
-        let db = ctx.db()?;
-        let txn = crate::db::begin_write(db).await?;
-        let target = user_for_write(&txn, &viewer, id).await?;
+        let mut uow = ctx.services()?.writer.begin(ctx.db()?).await?;
+        let target = user_for_write(uow.db(), &viewer, id).await?;
         if let Some(email) = &email
             && *email != target.email
-            && db::users::email_taken(&txn, email).await?
+            && db::users::email_taken(uow.db(), email).await?
         {
             return Err(AppError::invalid("input.email", "is already registered"));
         }
         let still_admin = input.role.map_or(target.role.is_admin(), |r| r.is_admin())
             && input.is_active.unwrap_or(target.is_active);
-        keep_an_admin(&txn, &target, still_admin).await?;
+        keep_an_admin(uow.db(), &target, still_admin).await?;
         let changed: Vec<&str> = [
             ("name", name.is_some()),
             ("email", email.is_some()),
@@ -180,11 +176,10 @@ impl UserMutation {
             password_hash,
             is_active: input.is_active,
         };
-        let updated = db::users::update(&txn, target, changes)
+        let updated = db::users::update(uow.db(), target, changes)
             .await
             .map_err(|e| unique_email(e, "input.email"))?;
-        db::activity::record(
-            &txn,
+        uow.log(
             Entry::info(
                 viewer.team_id,
                 viewer.user_id,
@@ -192,13 +187,12 @@ impl UserMutation {
                 format!("updated {}", updated.name),
             )
             .with_metadata(json!({ "userId": updated.id, "fields": changed })),
-        )
-        .await?;
-        txn.commit()
+        );
+        uow.touch(viewer.team_id, &[Dep::Users]);
+        uow.commit()
             .await
             .map_err(|e| unique_email(e, "input.email"))?;
         ctx.services()?.auth.forget(updated.id).await;
-        invalidate(ctx, viewer.team_id, &[Dep::Users, Dep::Logs]).await;
         Ok(User(updated))
     }
 
@@ -207,12 +201,11 @@ impl UserMutation {
         let viewer = ctx.viewer()?;
         viewer.require_admin()?;
         let id = ids::decode(Kind::User, &id, "id")?;
-        let db = ctx.db()?;
-        let txn = crate::db::begin_write(db).await?;
-        let target = user_for_write(&txn, &viewer, id).await?;
-        keep_an_admin(&txn, &target, false).await?;
+        let mut uow = ctx.services()?.writer.begin(ctx.db()?).await?;
+        let target = user_for_write(uow.db(), &viewer, id).await?;
+        keep_an_admin(uow.db(), &target, false).await?;
         let updated = db::users::update(
-            &txn,
+            uow.db(),
             target,
             UserChanges {
                 is_active: Some(false),
@@ -220,8 +213,7 @@ impl UserMutation {
             },
         )
         .await?;
-        db::activity::record(
-            &txn,
+        uow.log(
             Entry::info(
                 viewer.team_id,
                 viewer.user_id,
@@ -229,11 +221,10 @@ impl UserMutation {
                 format!("deactivated {}", updated.name),
             )
             .with_metadata(json!({ "userId": updated.id })),
-        )
-        .await?;
-        txn.commit().await?;
+        );
+        uow.touch(viewer.team_id, &[Dep::Users]);
+        uow.commit().await?;
         ctx.services()?.auth.forget(updated.id).await;
-        invalidate(ctx, viewer.team_id, &[Dep::Users, Dep::Logs]).await;
         Ok(User(updated))
     }
 }

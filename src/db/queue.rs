@@ -5,7 +5,7 @@
 //! row; SQLite serialises writers, so one `UPDATE … RETURNING` is atomic).
 //! A lease that runs out (its worker crashed) makes the task claimable again.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -13,8 +13,61 @@ use sea_orm::{
     sea_query::{ExprTrait, OnConflict, Query},
 };
 use serde_json::Value as Json;
+use tokio::sync::Notify;
 
 use crate::db::{self, entities::task};
+
+/// Task kinds.
+pub const RESUME: &str = "resume.generate";
+pub const EMAIL: &str = "email.send";
+pub const RETENTION: &str = "logs.retention";
+pub const REFRESH: &str = "cache.refresh";
+
+/// A cheap handle for code that enqueues: makes tasks with the configured
+/// attempts and wakes this replica's workers.
+#[derive(Clone)]
+pub struct TaskHandle {
+    wake: Arc<Notify>,
+    refresh_delay: Duration,
+    max_attempts: i32,
+}
+
+impl TaskHandle {
+    /// A handle for workers that try `max_attempts` times and gather a
+    /// team's writes for `refresh_delay` before refreshing its cached reads.
+    pub fn new(max_attempts: i32, refresh_delay: Duration) -> Self {
+        Self {
+            wake: Arc::new(Notify::new()),
+            refresh_delay,
+            max_attempts,
+        }
+    }
+
+    /// The signal that wakes this replica's workers.
+    pub fn wake_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// A task with the configured number of attempts.
+    pub fn task(&self, kind: &'static str, payload: Json) -> NewTask {
+        NewTask {
+            max_attempts: self.max_attempts,
+            ..NewTask::new(kind, payload)
+        }
+    }
+
+    /// Call after the transaction that enqueued work committed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The coalesced refresh of one team's hot cached reads.
+    pub fn cache_refresh(&self, team_id: i64) -> NewTask {
+        self.task(REFRESH, serde_json::json!({ "teamId": team_id }))
+            .dedup(format!("{REFRESH}:{team_id}"))
+            .after(self.refresh_delay)
+    }
+}
 
 /// A task waiting to be written.
 #[derive(Debug, Clone)]
