@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::{
-    auth::{Authenticator, JwtKeys, jwt},
+    auth::{Authenticator, JwtKeys, jwt, password::Passwords},
     cache::{ResponseCache, metrics::CacheMetrics},
     config::{Config, Secret},
     db,
@@ -19,6 +19,7 @@ use crate::{
     metrics::Metrics,
     resume_writer::ResumeWriter,
     tasks::{TaskContext, TaskHandle, TaskMetrics, TaskSystem},
+    throttle::Throttle,
     unit_of_work::Writer,
 };
 
@@ -62,16 +63,18 @@ impl Application {
         let cache = ResponseCache::start(cache_settings, cache_metrics).await?;
         let task_handle = TaskHandle::new(config.tasks.max_attempts, config.tasks.refresh_delay);
         let writer = Writer::new(Arc::clone(&cache), task_handle.clone(), EventBus::new());
-        let auth = Arc::new(Authenticator::new(JwtKeys::new(
-            &jwt_secret(&config)?,
-            config.jwt_ttl,
-        )));
+        let auth = Arc::new(Authenticator::new(
+            JwtKeys::new(&jwt_secret(&config)?, config.jwt_ttl),
+            Passwords::new(config.abuse.hash_concurrency, config.abuse.hash_wait),
+        ));
+        let throttle = Arc::new(Throttle::new(Arc::clone(&cache)));
         let config = Arc::new(config);
         let schema = graphql::build_schema(Services {
             db: db.clone(),
             config: Arc::clone(&config),
             auth: Arc::clone(&auth),
             writer: writer.clone(),
+            throttle: Arc::clone(&throttle),
         })?;
         let executor = Arc::new(Executor::new(
             schema,
@@ -83,6 +86,8 @@ impl Application {
         let tasks = TaskSystem::start(Arc::new(TaskContext {
             db: db::connect_tasks(&config.database, config.tasks.concurrency, &metrics).await?,
             writer,
+            throttle,
+            mail_quota: config.abuse.mails_per_team,
             resume_writer: ResumeWriter::new(&config.model)?,
             mailer: Mailer::new(&config.mail)?,
             settings: config.tasks.clone(),

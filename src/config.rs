@@ -13,6 +13,7 @@ use crate::{
     email::MailSettings,
     resume_writer::ModelSettings,
     tasks::TaskSettings,
+    throttle::Limit,
 };
 
 /// A string that never prints: `Debug` and `Display` show `[redacted]`.
@@ -56,6 +57,8 @@ pub struct Config {
     pub limits: Limits,
     /// Timeouts and back-pressure of the HTTP server.
     pub http: HttpSettings,
+    /// Rate limits, quotas, password hashing, trusted proxies.
+    pub abuse: AbuseSettings,
     /// `GRAPHQL_INTROSPECTION`: answer `__schema`/`__type` (default true;
     /// switch off in production to hide the schema and field suggestions).
     pub introspection: bool,
@@ -193,6 +196,101 @@ impl Default for HttpSettings {
     }
 }
 
+/// What one client, account or team may do how often.
+#[derive(Debug, Clone)]
+pub struct AbuseSettings {
+    /// `RATE_LIMIT_LOGIN_PER_EMAIL`: sign-in attempts per account
+    /// (default `10/15m`).
+    pub login_per_email: Limit,
+    /// `RATE_LIMIT_LOGIN_PER_ADDRESS`: sign-in attempts per client address
+    /// (default `100/15m`).
+    pub login_per_address: Limit,
+    /// `RATE_LIMIT_SIGNUP_PER_ADDRESS`: new teams per client address
+    /// (default `20/1h`).
+    pub signup_per_address: Limit,
+    /// `QUOTA_RESUMES_PER_TEAM`: `generateResume` calls per team
+    /// (default `500/1d`).
+    pub resumes_per_team: Limit,
+    /// `QUOTA_MAILS_PER_TEAM`: mails sent for a team (default `1000/1d`).
+    pub mails_per_team: Limit,
+    /// `PASSWORD_HASH_CONCURRENCY`: password hashes computed at once
+    /// (default: the number of CPUs); each takes ~19 MiB.
+    pub hash_concurrency: usize,
+    /// `PASSWORD_HASH_WAIT_MS`: how long a sign-in waits for a hashing slot
+    /// before it is answered 503 (default 2000).
+    pub hash_wait: Duration,
+    /// `TRUSTED_PROXIES`: addresses or CIDR ranges of proxies whose
+    /// `X-Forwarded-For` is believed (default none: the socket's address).
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl Default for AbuseSettings {
+    fn default() -> Self {
+        Self {
+            login_per_email: Limit::new(10, 15 * 60),
+            login_per_address: Limit::new(100, 15 * 60),
+            signup_per_address: Limit::new(20, 3600),
+            resumes_per_team: Limit::new(500, 86_400),
+            mails_per_team: Limit::new(1000, 86_400),
+            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            hash_wait: Duration::from_secs(2),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// An address range (`10.0.0.0/8`, `::1`, `192.168.1.7`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        let (addr, prefix) = match raw.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (raw.trim(), None),
+        };
+        let addr: std::net::IpAddr = addr
+            .parse()
+            .with_context(|| format!("`{raw}` is not an address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .with_context(|| format!("`{raw}` has a bad prefix length"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Where the data lives and how its pools behave.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
@@ -243,6 +341,7 @@ impl Config {
             auto_migrate: true,
             limits: Limits::default(),
             http: HttpSettings::default(),
+            abuse: AbuseSettings::default(),
             introspection: true,
             log_json: false,
             cache: CacheSettings::default(),
@@ -332,6 +431,7 @@ impl Config {
             None => true,
         };
         read_http_settings(&get, &mut config.http)?;
+        read_abuse_settings(&get, &mut config.abuse)?;
         if let Some(v) = get("STATEMENT_TIMEOUT_MS") {
             config.database.statement_timeout =
                 Duration::from_millis(parse_range("STATEMENT_TIMEOUT_MS", &v, 10u64, 3_600_000)?);
@@ -380,6 +480,42 @@ fn read_http_settings(
     }
     if let Some(v) = get("MAX_CONNECTIONS") {
         http.max_connections = parse_range("MAX_CONNECTIONS", &v, 1usize, 1_000_000)?;
+    }
+    Ok(())
+}
+
+fn read_abuse_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    abuse: &mut AbuseSettings,
+) -> anyhow::Result<()> {
+    for (name, slot) in [
+        ("RATE_LIMIT_LOGIN_PER_EMAIL", &mut abuse.login_per_email),
+        ("RATE_LIMIT_LOGIN_PER_ADDRESS", &mut abuse.login_per_address),
+        (
+            "RATE_LIMIT_SIGNUP_PER_ADDRESS",
+            &mut abuse.signup_per_address,
+        ),
+        ("QUOTA_RESUMES_PER_TEAM", &mut abuse.resumes_per_team),
+        ("QUOTA_MAILS_PER_TEAM", &mut abuse.mails_per_team),
+    ] {
+        if let Some(v) = get(name) {
+            *slot = Limit::parse(&v).with_context(|| format!("{name}: `{v}`"))?;
+        }
+    }
+    if let Some(v) = get("PASSWORD_HASH_CONCURRENCY") {
+        abuse.hash_concurrency = parse_range("PASSWORD_HASH_CONCURRENCY", &v, 1usize, 256)?;
+    }
+    if let Some(v) = get("PASSWORD_HASH_WAIT_MS") {
+        abuse.hash_wait =
+            Duration::from_millis(parse_range("PASSWORD_HASH_WAIT_MS", &v, 0u64, 60_000)?);
+    }
+    if let Some(v) = get("TRUSTED_PROXIES") {
+        abuse.trusted_proxies = v
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(Cidr::parse)
+            .collect::<anyhow::Result<_>>()
+            .context("TRUSTED_PROXIES")?;
     }
     Ok(())
 }
@@ -672,6 +808,22 @@ mod tests {
         );
         assert!(from(&[("REDIS_URL", "http://x")]).is_err());
         assert!(from(&[("CACHE_KEY_PREFIX", "a{b}")]).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let config = from(&[("TRUSTED_PROXIES", "10.0.0.0/8, ::1,192.168.1.7")]).unwrap();
+        let [net, one, host] = config.abuse.trusted_proxies.as_slice() else {
+            panic!("three ranges")
+        };
+        assert!(net.contains("10.200.3.4".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(host.contains("::ffff:192.168.1.7".parse().unwrap()));
+        assert!(from(&[("TRUSTED_PROXIES", "10.0.0.0/33")]).is_err());
+        assert!(from(&[("RATE_LIMIT_LOGIN_PER_EMAIL", "lots")]).is_err());
+        let off = from(&[("RATE_LIMIT_LOGIN_PER_EMAIL", "0")]).unwrap();
+        assert!(off.abuse.login_per_email.is_off());
     }
 
     #[test]

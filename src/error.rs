@@ -16,6 +16,12 @@ pub enum ErrorCode {
     BadUserInput,
     /// The database cannot serve the request right now (HTTP 503).
     Unavailable,
+    /// Too much work at once: retry shortly (HTTP 503).
+    Overloaded,
+    /// A rate limit was reached (HTTP 429 with `Retry-After`).
+    RateLimited,
+    /// A team's quota was used up (HTTP 429 with `Retry-After`).
+    QuotaExceeded,
     Internal,
 }
 
@@ -27,6 +33,9 @@ impl ErrorCode {
             Self::NotFound => "NOT_FOUND",
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
+            Self::Overloaded => "OVERLOADED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::QuotaExceeded => "QUOTA_EXCEEDED",
             Self::Internal => "INTERNAL",
         }
     }
@@ -55,6 +64,16 @@ pub enum AppError {
     /// A request-level input problem not tied to one input field.
     #[error("{0}")]
     BadInput(String),
+    /// Too much work at once (password hashing slots taken).
+    #[error("{0}")]
+    Overloaded(String),
+    /// Too many attempts: `retry_after` says when the window ends.
+    #[error("{message}")]
+    Limited {
+        code: ErrorCode,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The database is down, its pool exhausted or a statement timed out.
     #[error("the service cannot reach its database right now: retry shortly")]
     Unavailable(std::sync::Arc<DbErr>),
@@ -73,6 +92,8 @@ impl AppError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Invalid(_) | Self::BadInput(_) => ErrorCode::BadUserInput,
             Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Overloaded(_) => ErrorCode::Overloaded,
+            Self::Limited { code, .. } => *code,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -94,6 +115,19 @@ impl AppError {
             field: field.into(),
             message: message.into(),
         }])
+    }
+
+    /// A rate limit (`RATE_LIMITED`) or quota (`QUOTA_EXCEEDED`) reached.
+    pub fn limited(
+        code: ErrorCode,
+        message: impl Into<String>,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        Self::Limited {
+            code,
+            message: message.into(),
+            retry_after,
+        }
     }
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
@@ -144,8 +178,15 @@ impl From<AppError> for async_graphql::Error {
             AppError::Invalid(fields) => fields.clone(),
             _ => Vec::new(),
         };
+        let retry_after = match &err {
+            AppError::Limited { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
         async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
             ext.set("code", code.as_str());
+            if let Some(secs) = retry_after {
+                ext.set("retryAfter", secs);
+            }
             if !fields.is_empty() {
                 let list: Vec<async_graphql::Value> = fields
                     .iter()

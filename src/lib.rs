@@ -22,4 +22,5 @@ pub mod metrics;
 pub mod resume_writer;
 pub mod tasks;
 pub mod telemetry;
+pub mod throttle;
 pub mod unit_of_work;

@@ -120,7 +120,22 @@ impl UnitOfWork {
     }
 
     /// Commits, then invalidates, wakes and publishes (see the module doc).
-    pub async fn commit(mut self) -> Result<Committed, DbErr> {
+    pub async fn commit(self) -> Result<Committed, DbErr> {
+        let (committed, after) = self.commit_only().await?;
+        if let Err(error) = after.await {
+            tracing::error!(%error, "the steps after a commit failed");
+        }
+        Ok(committed)
+    }
+
+    /// Commits and returns without waiting for what follows (it still runs
+    /// to the end): for a refused sign-in, whose answer must take the same
+    /// time whether or not the account exists.
+    pub async fn commit_detached(self) -> Result<Committed, DbErr> {
+        Ok(self.commit_only().await?.0)
+    }
+
+    async fn commit_only(mut self) -> Result<(Committed, tokio::task::JoinHandle<()>), DbErr> {
         let refreshes: Vec<NewTask> = self
             .touched
             .iter()
@@ -152,9 +167,6 @@ impl UnitOfWork {
             }
             writer.events.publish(events);
         });
-        if let Err(error) = after.await {
-            tracing::error!(%error, "the steps after a commit failed");
-        }
-        Ok(committed)
+        Ok((committed, after))
     }
 }

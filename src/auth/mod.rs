@@ -62,17 +62,24 @@ pub enum AuthError {
 pub struct Authenticator {
     keys: JwtKeys,
     identities: Cache<i64, Option<Viewer>>,
+    passwords: password::Passwords,
 }
 
 impl Authenticator {
-    pub fn new(keys: JwtKeys) -> Self {
+    pub fn new(keys: JwtKeys, passwords: password::Passwords) -> Self {
         Self {
             keys,
             identities: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(5))
                 .build(),
+            passwords,
         }
+    }
+
+    /// Password hashing, a bounded number at a time.
+    pub fn passwords(&self) -> &password::Passwords {
+        &self.passwords
     }
 
     /// A token for `user`.

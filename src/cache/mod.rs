@@ -281,6 +281,28 @@ impl ResponseCache {
         self.store.backend()
     }
 
+    /// The shared Redis, if one is configured (rate limits live there too,
+    /// so every replica counts the same attempts).
+    pub fn shared_store(&self) -> Option<Store> {
+        match &self.store {
+            Store::Redis(_) => Some(self.store.clone()),
+            Store::Memory(_) => None,
+        }
+    }
+
+    /// The key prefix of this service's keys (and its database instance).
+    pub fn key_prefix(&self) -> &str {
+        &self.settings.key_prefix
+    }
+
+    /// Bounds a store command by `CACHE_TIMEOUT_MS`.
+    pub async fn within_timeout<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.timed(op).await
+    }
+
     /// Whether the store answers and no invalidation is waiting to be
     /// applied (for `/ready`).
     pub async fn healthy(&self) -> bool {

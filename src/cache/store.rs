@@ -355,6 +355,28 @@ impl Store {
         }
     }
 
+    /// Counts one more event in a fixed window (`INCR`, and `PEXPIRE NX`
+    /// so the window ends `window` after its first event), in one round
+    /// trip; Redis only (the in-process limiter keeps its own counters).
+    pub async fn count_in_window(&self, key: String, window: Duration) -> Result<u64, StoreError> {
+        match self {
+            Self::Redis(r) => {
+                let pipeline = r.client()?.pipeline();
+                pipeline.incr::<(), _>(key.as_str()).await?;
+                pipeline
+                    .pexpire::<(), _>(
+                        key.as_str(),
+                        window.as_millis().max(1) as i64,
+                        Some(fred::types::ExpireOptions::NX),
+                    )
+                    .await?;
+                let (count, _): (u64, i64) = pipeline.all().await?;
+                Ok(count)
+            }
+            Self::Memory(_) => Err(StoreError::Unavailable),
+        }
+    }
+
     /// A round trip for `/ready`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

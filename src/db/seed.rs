@@ -173,7 +173,8 @@ pub async fn seed(db: &DatabaseConnection, sizes: &SeedSizes) -> anyhow::Result<
     if keyset::count(db, team::Entity::find()).await? > 0 {
         anyhow::bail!("the database already holds data; seed a fresh database");
     }
-    let hash = password::hash(DEMO_PASSWORD.to_owned())
+    let hash = password::Passwords::new(1, std::time::Duration::from_secs(60))
+        .hash(DEMO_PASSWORD.to_owned())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let txn = crate::db::begin_write(db).await?;

@@ -1,7 +1,10 @@
 //! What resolvers reach through the async-graphql `Context`: the shared
 //! services (schema data) and the per-request viewer and loaders.
 
-use std::sync::{Arc, OnceLock};
+use std::{
+    net::IpAddr,
+    sync::{Arc, OnceLock},
+};
 
 use async_graphql::Context;
 use sea_orm::DatabaseConnection;
@@ -11,6 +14,7 @@ use crate::{
     auth::{Authenticator, Viewer},
     config::Config,
     error::{AppError, AppResult},
+    throttle::Throttle,
     unit_of_work::Writer,
 };
 
@@ -21,6 +25,8 @@ pub struct Services {
     pub auth: Arc<Authenticator>,
     /// Every mutation writes through it (see [`crate::unit_of_work`]).
     pub writer: Writer,
+    /// Rate limits and quotas.
+    pub throttle: Arc<Throttle>,
 }
 
 /// One request's identity and loaders. `signup` and `login` sign the
@@ -30,10 +36,13 @@ pub struct Session {
     db: DatabaseConnection,
     viewer: OnceLock<Viewer>,
     loaders: OnceLock<Loaders>,
+    client: Option<IpAddr>,
 }
 
 impl Session {
-    pub fn new(db: DatabaseConnection, viewer: Option<Viewer>) -> Self {
+    /// `client` is the caller's address (for rate limits); `None` for work
+    /// the service does itself.
+    pub fn new(db: DatabaseConnection, viewer: Option<Viewer>, client: Option<IpAddr>) -> Self {
         let cell = OnceLock::new();
         if let Some(v) = viewer {
             let _ = cell.set(v);
@@ -42,6 +51,7 @@ impl Session {
             db,
             viewer: cell,
             loaders: OnceLock::new(),
+            client,
         }
     }
 
@@ -75,6 +85,9 @@ pub trait ContextExt {
     /// The pool this request runs on (the request pool, or the workers'
     /// pool for a background refresh).
     fn db(&self) -> AppResult<&DatabaseConnection>;
+
+    /// The caller's address, as `TRUSTED_PROXIES` lets it be known.
+    fn client_addr(&self) -> Option<IpAddr>;
 }
 
 impl ContextExt for Context<'_> {
@@ -93,6 +106,10 @@ impl ContextExt for Context<'_> {
         self.data_opt::<Session>()
             .and_then(Session::loaders)
             .ok_or_else(unauthenticated)
+    }
+
+    fn client_addr(&self) -> Option<IpAddr> {
+        self.data_opt::<Session>().and_then(|s| s.client)
     }
 
     fn db(&self) -> AppResult<&DatabaseConnection> {

@@ -5,14 +5,16 @@
 //! for a document that fails validation or a limit. What runs in between
 //! is [`crate::graphql::execution`].
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::{
     body::{Body, Bytes},
-    extract::{RawQuery, Request, State},
+    extract::{ConnectInfo, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::Response,
 };
 
-use super::{graphiql, state::AppState};
+use super::{client_addr, graphiql, state::AppState};
 use crate::{
     auth::{AuthResolveError, Viewer},
     graphql::execution::{Answer, Outcome, Source, error_body},
@@ -108,6 +110,7 @@ fn answer_response(answer: Answer, media: MediaType) -> Response {
         Outcome::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         Outcome::MutationOverGet => StatusCode::METHOD_NOT_ALLOWED,
         Outcome::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Outcome::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
     };
     let mut response = respond(status, media, answer.body, answer.cache.map(|c| c.label()));
     match answer.outcome {
@@ -120,6 +123,11 @@ fn answer_response(answer: Answer, media: MediaType) -> Response {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        Outcome::Limited(secs) => {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         _ => {}
     }
@@ -182,7 +190,8 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    run(&state, Source::Body(bytes), viewer, media).await
+    let client = client_of(&state, &parts);
+    run(&state, Source::Body(bytes), viewer, client, media).await
 }
 
 /// Runs a request within `REQUEST_TIMEOUT_MS` (504 after it).
@@ -190,10 +199,11 @@ async fn run(
     state: &AppState,
     source: Source,
     viewer: Option<Viewer>,
+    client: Option<IpAddr>,
     media: MediaType,
 ) -> Response {
     let limit = state.config().http.request_timeout;
-    match tokio::time::timeout(limit, state.executor().run(source, viewer)).await {
+    match tokio::time::timeout(limit, state.executor().run(source, viewer, client)).await {
         Ok(answer) => answer_response(answer, media),
         Err(_) => error_response(
             StatusCode::GATEWAY_TIMEOUT,
@@ -226,23 +236,32 @@ fn unavailable(media: MediaType, code: &str, message: &str) -> Response {
 }
 
 /// `GET /graphql`: a query in the URL, or GraphiQL for a browser.
-pub async fn get(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let query = query.unwrap_or_default();
-    if wants_html(&headers) && !query.split('&').any(|kv| kv.starts_with("query=")) {
+pub async fn get(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let headers = &parts.headers;
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    if wants_html(headers) && !query.split('&').any(|kv| kv.starts_with("query=")) {
         return graphiql::page();
     }
-    let Some(media) = negotiate(&headers) else {
+    let Some(media) = negotiate(headers) else {
         return not_acceptable();
     };
-    let viewer = match authenticate(&state, &headers, media).await {
+    let viewer = match authenticate(&state, headers, media).await {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    run(&state, Source::Query(query), viewer, media).await
+    let client = client_of(&state, &parts);
+    run(&state, Source::Query(query), viewer, client, media).await
+}
+
+/// The caller's address (the server puts the socket's peer into every
+/// request; `TRUSTED_PROXIES` may let `X-Forwarded-For` refine it).
+fn client_of(state: &AppState, parts: &axum::http::request::Parts) -> Option<IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    client_addr::resolve(peer, &parts.headers, &state.config().abuse.trusted_proxies)
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

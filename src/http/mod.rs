@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, the GraphQL-over-HTTP layer, GraphiQL,
 //! health and metrics, and per-request metrics.
 
+pub mod client_addr;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;

@@ -191,6 +191,17 @@ async fn fail_resume(
 async fn send_email(ctx: &TaskContext, task: &task::Model) -> Result<(), Failure> {
     let mail: Email = serde_json::from_value(task.payload.clone())
         .map_err(|e| Failure::Permanent(format!("payload is not an e-mail: {e}")))?;
+    if let Some(team_id) = task.payload["teamId"].as_i64()
+        && ctx
+            .throttle
+            .hit("mails", &team_id.to_string(), ctx.mail_quota)
+            .await
+            .is_err()
+    {
+        return Err(Failure::Permanent(
+            "the team's mail quota is used up (QUOTA_MAILS_PER_TEAM)".to_owned(),
+        ));
+    }
     ctx.mailer
         .send(&format!("task-{}", task.id), &mail)
         .await

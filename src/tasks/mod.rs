@@ -44,6 +44,7 @@ use crate::{
     db::entities::task,
     email::{Email, Mailer},
     resume_writer::ResumeWriter,
+    throttle::{Limit, Throttle},
     unit_of_work::Writer,
 };
 
@@ -212,6 +213,10 @@ pub struct TaskContext {
     pub db: DatabaseConnection,
     /// Handlers write through it, like mutations.
     pub writer: Writer,
+    /// Counts mails against each team's quota.
+    pub throttle: Arc<Throttle>,
+    /// `QUOTA_MAILS_PER_TEAM`.
+    pub mail_quota: Limit,
     pub resume_writer: ResumeWriter,
     pub mailer: Mailer,
     pub settings: TaskSettings,

@@ -6,7 +6,7 @@
 
 mod source;
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use async_graphql::{
     BatchRequest, Request as GqlRequest, Response as GqlResponse, ServerError,
@@ -45,8 +45,10 @@ pub enum Outcome {
     /// A mutation sent over GET: 405.
     MutationOverGet,
     /// The database could not serve it (down, pool exhausted, statement
-    /// timed out): 503 with `Retry-After`.
+    /// timed out) or too much work was waiting: 503 with `Retry-After`.
     Unavailable,
+    /// A rate limit or quota was reached: 429 with `Retry-After` seconds.
+    Limited(u64),
 }
 
 /// What the cache did with a request (`X-Cache`).
@@ -100,6 +102,15 @@ impl Answer {
     }
 }
 
+/// Who runs a request, from where, and on which pool.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    viewer: Option<Viewer>,
+    client: Option<IpAddr>,
+    db: &'a DatabaseConnection,
+    over_get: bool,
+}
+
 /// What the plan memo knows of a request it has analysed before.
 struct Planned {
     plan: Plan,
@@ -151,30 +162,37 @@ impl Executor {
             .map(|p| p.plan.clone())
     }
 
-    /// Answers one HTTP request: a single request or a batch.
-    pub async fn run(&self, source: Source, viewer: Option<Viewer>) -> Answer {
+    /// Answers one HTTP request: a single request or a batch. `client` is
+    /// the caller's address (rate limits).
+    pub async fn run(
+        &self,
+        source: Source,
+        viewer: Option<Viewer>,
+        client: Option<IpAddr>,
+    ) -> Answer {
+        let call = Call {
+            viewer,
+            client,
+            db: &self.db,
+            over_get: source.over_get(),
+        };
         if let Some(viewer) = viewer
             && self.cache.enabled()
             && source.is_single()
         {
-            return self
-                .cached(&source, viewer, Purpose::Client, &self.db)
-                .await;
+            return self.cached(&source, viewer, Purpose::Client, call).await;
         }
         let batch = match source.decode_batch() {
             Ok(batch) => batch,
             Err(message) => return Answer::error(Outcome::BadRequest, "BAD_REQUEST", &message),
         };
         match batch {
-            BatchRequest::Single(request) => {
-                self.uncached(request, viewer, source.over_get(), &self.db)
-                    .await
-            }
-            BatchRequest::Batch(requests) => self.batch(requests, viewer).await,
+            BatchRequest::Single(request) => self.uncached(request, call).await,
+            BatchRequest::Batch(requests) => self.batch(requests, call).await,
         }
     }
 
-    async fn batch(&self, requests: Vec<GqlRequest>, viewer: Option<Viewer>) -> Answer {
+    async fn batch(&self, requests: Vec<GqlRequest>, call: Call<'_>) -> Answer {
         let max = self.limits.max_batch_operations;
         if requests.is_empty() || requests.len() > max {
             return Answer::error(
@@ -186,7 +204,7 @@ impl Executor {
                 ),
             );
         }
-        let caller = caller_of(viewer);
+        let caller = caller_of(call.viewer);
         let mut prepared = Vec::with_capacity(requests.len());
         let mut sign_ins = 0;
         for mut request in requests {
@@ -206,10 +224,7 @@ impl Executor {
         let mut parts = Vec::with_capacity(prepared.len());
         for (request, analysis) in prepared {
             let executed = match analysis {
-                Ok(analysis) => {
-                    self.execute(request, &analysis, viewer, false, &self.db)
-                        .await
-                }
+                Ok(analysis) => self.execute(request, &analysis, call).await,
                 Err(failed) => failed,
             };
             parts.push(executed.body);
@@ -249,15 +264,9 @@ impl Executor {
         analysis
     }
 
-    async fn uncached(
-        &self,
-        mut request: GqlRequest,
-        viewer: Option<Viewer>,
-        over_get: bool,
-        db: &DatabaseConnection,
-    ) -> Answer {
-        match self.prepare(&mut request, caller_of(viewer)) {
-            Ok(analysis) => self.execute(request, &analysis, viewer, over_get, db).await,
+    async fn uncached(&self, mut request: GqlRequest, call: Call<'_>) -> Answer {
+        match self.prepare(&mut request, caller_of(call.viewer)) {
+            Ok(analysis) => self.execute(request, &analysis, call).await,
             Err(answer) => answer,
         }
     }
@@ -270,9 +279,8 @@ impl Executor {
         source: &Source,
         viewer: Viewer,
         purpose: Purpose,
-        db: &DatabaseConnection,
+        call: Call<'_>,
     ) -> Answer {
-        let over_get = source.over_get();
         let hash = crate::cache::request_hash(source.raw());
         let mut prepared: Option<(GqlRequest, Analysis)> = None;
         let planned = match self.plans.get(&hash) {
@@ -298,10 +306,7 @@ impl Executor {
         };
         let Plan::Cache(plan) = &planned.plan else {
             return match self.prepared(source, prepared) {
-                Ok((request, analysis)) => {
-                    self.execute(request, &analysis, Some(viewer), over_get, db)
-                        .await
-                }
+                Ok((request, analysis)) => self.execute(request, &analysis, call).await,
                 Err(answer) => answer,
             };
         };
@@ -314,7 +319,7 @@ impl Executor {
             Lookup::Hit(body) => Answer::new(Outcome::Executed, body).with_cache(CacheState::Hit),
             Lookup::Bypass => match self.prepared(source, prepared) {
                 Ok((request, analysis)) => self
-                    .execute(request, &analysis, Some(viewer), over_get, db)
+                    .execute(request, &analysis, call)
                     .await
                     .with_cache(CacheState::Bypass),
                 Err(answer) => answer,
@@ -322,7 +327,7 @@ impl Executor {
             Lookup::Miss(mut ticket) => {
                 if !ticket.unverified_jobs().is_empty() {
                     let existing =
-                        db::jobs::existing_ids(db, viewer.team_id, ticket.unverified_jobs())
+                        db::jobs::existing_ids(call.db, viewer.team_id, ticket.unverified_jobs())
                             .await
                             .unwrap_or_default();
                     self.cache
@@ -334,7 +339,7 @@ impl Executor {
                 if purpose == Purpose::Client && !plan.kinds.contains(&CacheKind::JobDetail) {
                     self.cache.note_warmable(WarmSpec {
                         raw: Bytes::copy_from_slice(source.raw()),
-                        over_get,
+                        over_get: call.over_get,
                         scope,
                     });
                 }
@@ -345,9 +350,7 @@ impl Executor {
                 let computed = self
                     .cache
                     .fill(ticket, || async {
-                        let answer = self
-                            .execute(request, &analysis, Some(viewer), over_get, db)
-                            .await;
+                        let answer = self.execute(request, &analysis, call).await;
                         Computed {
                             cacheable: answer.storable,
                             status: outcome_code(answer.outcome),
@@ -403,7 +406,13 @@ impl Executor {
             } else {
                 Source::Body(spec.raw.clone())
             };
-            let answer = self.cached(&source, viewer, Purpose::Refresh, db).await;
+            let call = Call {
+                viewer: Some(viewer),
+                client: None,
+                db,
+                over_get: spec.over_get,
+            };
+            let answer = self.cached(&source, viewer, Purpose::Refresh, call).await;
             if answer.cache == Some(CacheState::Miss) {
                 refreshed += 1;
             }
@@ -412,22 +421,15 @@ impl Executor {
     }
 
     /// Executes an analysed request with a fresh session (viewer, loaders).
-    async fn execute(
-        &self,
-        request: GqlRequest,
-        analysis: &Analysis,
-        viewer: Option<Viewer>,
-        over_get: bool,
-        db: &DatabaseConnection,
-    ) -> Answer {
-        if over_get && analysis.operation == Some(OperationType::Mutation) {
+    async fn execute(&self, request: GqlRequest, analysis: &Analysis, call: Call<'_>) -> Answer {
+        if call.over_get && analysis.operation == Some(OperationType::Mutation) {
             return Answer::error(
                 Outcome::MutationOverGet,
                 "METHOD_NOT_ALLOWED",
                 "mutations must be sent with POST",
             );
         }
-        let mut request = request.data(Session::new(db.clone(), viewer));
+        let mut request = request.data(Session::new(call.db.clone(), call.viewer, call.client));
         let budget = (analysis.operation == Some(OperationType::Query))
             .then(|| Arc::new(ResponseBudget::new(self.limits.max_response_bytes)));
         if let Some(budget) = &budget {
@@ -469,17 +471,11 @@ impl Executor {
             }
             _ => true,
         };
-        let unavailable = response.errors.iter().any(|e| {
-            e.extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .is_some_and(|c| *c == async_graphql::Value::from(ErrorCode::Unavailable.as_str()))
-        });
-        let outcome = if unavailable {
-            Outcome::Unavailable
-        } else {
-            Outcome::Executed
-        };
+        let outcome = response
+            .errors
+            .iter()
+            .find_map(refusal_outcome)
+            .unwrap_or(Outcome::Executed);
         let mut answer = Answer::new(outcome, response_body(&response));
         answer.storable = response.errors.is_empty() && !null_root;
         answer
@@ -503,6 +499,30 @@ fn caller_of(viewer: Option<Viewer>) -> Caller {
     }
 }
 
+/// The status an error forces on the whole answer, if any: a database
+/// outage or overload is a 503, a rate limit a 429.
+fn refusal_outcome(error: &ServerError) -> Option<Outcome> {
+    let extensions = error.extensions.as_ref()?;
+    let code = match extensions.get("code")? {
+        async_graphql::Value::String(code) => code.as_str(),
+        _ => return None,
+    };
+    let retry_after = || match extensions.get("retryAfter") {
+        Some(async_graphql::Value::Number(n)) => n.as_u64().unwrap_or(1),
+        _ => 1,
+    };
+    [ErrorCode::Unavailable, ErrorCode::Overloaded]
+        .iter()
+        .any(|c| c.as_str() == code)
+        .then_some(Outcome::Unavailable)
+        .or_else(|| {
+            [ErrorCode::RateLimited, ErrorCode::QuotaExceeded]
+                .iter()
+                .any(|c| c.as_str() == code)
+                .then(|| Outcome::Limited(retry_after()))
+        })
+}
+
 fn outcome_code(outcome: Outcome) -> u16 {
     match outcome {
         Outcome::Executed => 200,
@@ -510,6 +530,7 @@ fn outcome_code(outcome: Outcome) -> u16 {
         Outcome::Invalid => 422,
         Outcome::MutationOverGet => 405,
         Outcome::Unavailable => 503,
+        Outcome::Limited(_) => 429,
     }
 }
 
@@ -519,6 +540,7 @@ fn code_outcome(code: u16) -> Outcome {
         400 => Outcome::ParseFailed,
         405 => Outcome::MutationOverGet,
         503 => Outcome::Unavailable,
+        429 => Outcome::Limited(1),
         _ => Outcome::Invalid,
     }
 }

@@ -2,17 +2,18 @@ use async_graphql::{Context, Object};
 use serde_json::json;
 
 use crate::{
-    auth::{Viewer, password},
+    auth::Viewer,
     cache::Dep,
     db::{self, activity::Entry, enums::Role, users::NewUser},
     email,
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ErrorCode},
     graphql::{
         context::{ContextExt, Session},
         inputs::{Checker, SignupInput, person_name, team_name},
         types::{AuthPayload, User},
     },
     tasks,
+    throttle::Limit,
 };
 
 #[derive(Default)]
@@ -32,7 +33,16 @@ impl AuthMutation {
         if db::users::email_taken(&services.db, &email).await? {
             return Err(AppError::invalid("input.email", "is already registered"));
         }
-        let hash = password::hash(input.password).await?;
+        if let Some(addr) = ctx.client_addr() {
+            limit(
+                ctx,
+                "signup-address",
+                &addr.to_string(),
+                services.config.abuse.signup_per_address,
+            )
+            .await?;
+        }
+        let hash = services.auth.passwords().hash(input.password).await?;
 
         let mut uow = services.writer.begin(&services.db).await?;
         let base = db::teams::slugify(&team);
@@ -77,7 +87,9 @@ impl AuthMutation {
         signed_in(ctx, user)
     }
 
-    /// Exchanges an e-mail and password for a token.
+    /// Exchanges an e-mail and password for a token. Limited per account
+    /// and per client address; a refused attempt costs the same time and
+    /// writes the same log entry whether or not the account exists.
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -90,35 +102,64 @@ impl AuthMutation {
         if email.len() > 254 || password.len() > 1024 || email.contains('\0') {
             return Err(refused());
         }
-        let user = db::users::find_by_email(&services.db, email.trim()).await?;
+        let email = email.trim().to_lowercase();
+        let abuse = &services.config.abuse;
+        if let Some(addr) = ctx.client_addr() {
+            limit(
+                ctx,
+                "login-address",
+                &addr.to_string(),
+                abuse.login_per_address,
+            )
+            .await?;
+        }
+        limit(ctx, "login-email", &email, abuse.login_per_email).await?;
+        let user = db::users::find_by_email(&services.db, &email).await?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        let ok = password::verify(password, stored).await?;
-        let Some(user) = user else {
-            return Err(refused());
-        };
+        let ok = services.auth.passwords().verify(password, stored).await?;
         let mut uow = services.writer.begin(&services.db).await?;
-        if !ok || !user.is_active {
-            uow.log(Entry {
-                level: db::enums::LogLevel::Warning,
-                ..Entry::info(
+        match user {
+            Some(user) if ok && user.is_active => {
+                uow.log(Entry::info(
                     user.team_id,
                     user.id,
-                    "user.login_failed",
-                    "a sign-in attempt was refused",
-                )
-            });
-            uow.commit().await?;
-            return Err(refused());
+                    "user.logged_in",
+                    format!("{} signed in", user.name),
+                ));
+                uow.commit().await?;
+                signed_in(ctx, user)
+            }
+            other => {
+                uow.log(Entry {
+                    team_id: other.as_ref().map(|u| u.team_id),
+                    user_id: other.as_ref().map(|u| u.id),
+                    action: "user.login_failed",
+                    level: db::enums::LogLevel::Warning,
+                    message: "a sign-in attempt was refused".to_owned(),
+                    metadata: None,
+                });
+                // Not waiting for the cache: the answer must take the same
+                // time whether or not the account exists.
+                uow.commit_detached().await?;
+                Err(refused())
+            }
         }
-        uow.log(Entry::info(
-            user.team_id,
-            user.id,
-            "user.logged_in",
-            format!("{} signed in", user.name),
-        ));
-        uow.commit().await?;
-        signed_in(ctx, user)
     }
+}
+
+/// Counts an attempt against a rate limit (429 with `Retry-After` past it).
+async fn limit(ctx: &Context<'_>, what: &str, who: &str, limit: Limit) -> AppResult<()> {
+    ctx.services()?
+        .throttle
+        .hit(what, who, limit)
+        .await
+        .map_err(|e| {
+            AppError::limited(
+                ErrorCode::RateLimited,
+                "too many attempts: wait before trying again",
+                e.retry_after,
+            )
+        })
 }
 
 /// Issues the token and lets the rest of this request read as the new user.

@@ -5,7 +5,7 @@ use super::job_for_write;
 use crate::{
     cache::Dep,
     db::{self, activity::Entry},
-    error::AppResult,
+    error::{AppError, AppResult, ErrorCode},
     events::Event,
     graphql::{
         context::ContextExt,
@@ -26,7 +26,23 @@ impl ResumeMutation {
         let viewer = ctx.viewer()?;
         viewer.require_writer()?;
         let job_id = ids::decode(Kind::Job, &job_id, "jobId")?;
-        let writer = &ctx.services()?.writer;
+        let services = ctx.services()?;
+        services
+            .throttle
+            .hit(
+                "resumes",
+                &viewer.team_id.to_string(),
+                services.config.abuse.resumes_per_team,
+            )
+            .await
+            .map_err(|e| {
+                AppError::limited(
+                    ErrorCode::QuotaExceeded,
+                    "the team's resume quota is used up (QUOTA_RESUMES_PER_TEAM)",
+                    e.retry_after,
+                )
+            })?;
+        let writer = &services.writer;
         let mut uow = writer.begin(ctx.db()?).await?;
         let job = job_for_write(uow.db(), viewer.team_id, job_id).await?;
         let resume = db::resumes::insert_pending(uow.db(), job.id, viewer.user_id).await?;

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::{auth::unique_email, not_yours};
 use crate::{
-    auth::{Viewer, password},
+    auth::Viewer,
     cache::Dep,
     db::{
         self,
@@ -77,7 +77,7 @@ impl UserMutation {
             return Err(AppError::invalid("input.email", "is already registered"));
         }
         let password_hash = match input.password {
-            Some(p) => Some(password::hash(p).await?),
+            Some(p) => Some(ctx.services()?.auth.passwords().hash(p).await?),
             None => None,
         };
         let writer = &ctx.services()?.writer;
@@ -145,7 +145,7 @@ impl UserMutation {
         }
         check.finish(())?;
         let password_hash = match input.password {
-            Some(p) => Some(password::hash(p).await?),
+            Some(p) => Some(ctx.services()?.auth.passwords().hash(p).await?),
             None => None,
         };
         let mut uow = ctx.services()?.writer.begin(ctx.db()?).await?;
