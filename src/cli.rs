@@ -132,6 +132,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             say(&keys.issue(TokenSubject {
                 user_id: user.id,
                 team_id: user.team_id,
+                version: user.token_version,
             })?);
             Ok(())
         }

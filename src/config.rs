@@ -383,10 +383,16 @@ impl Config {
             config.database.max_connections = Some(parse_range("DB_MAX_CONNECTIONS", &n, 1, 1000)?);
         }
         config.jwt_secret = get("JWT_SECRET").map(Secret::new);
-        if let Some(secret) = &config.jwt_secret
-            && secret.expose().len() < 32
-        {
-            bail!("JWT_SECRET must be at least 32 characters long");
+        if let Some(secret) = &config.jwt_secret {
+            if secret.expose().len() < 32 {
+                bail!("JWT_SECRET must be at least 32 characters long");
+            }
+            if let Some(why) = placeholder(secret.expose()) {
+                bail!(
+                    "JWT_SECRET looks like a placeholder ({why}): anyone who has read it can sign \
+                     tokens. Set 32+ random characters, e.g. `openssl rand -base64 48`"
+                );
+            }
         }
         if let Some(path) = get("JWT_SECRET_FILE") {
             config.jwt_secret_file = PathBuf::from(path);
@@ -704,6 +710,32 @@ fn read_background_settings(
     Ok(())
 }
 
+/// Why a signing key looks like one copied from documentation or a
+/// template rather than generated: a telling word, or too few distinct
+/// characters to be random.
+fn placeholder(secret: &str) -> Option<&'static str> {
+    const WORDS: [&str; 12] = [
+        "change-me",
+        "changeme",
+        "change_me",
+        "replace",
+        "placeholder",
+        "example",
+        "secret",
+        "password",
+        "default",
+        "insecure",
+        "your-",
+        "jobgraph",
+    ];
+    let lower = secret.to_ascii_lowercase();
+    if let Some(word) = WORDS.into_iter().find(|w| lower.contains(w)) {
+        return Some(word);
+    }
+    let distinct: std::collections::BTreeSet<char> = secret.chars().collect();
+    (distinct.len() < 12).then_some("too few distinct characters")
+}
+
 /// `sqlite://path` opens read-write but does not create the file unless
 /// `mode=rwc` is given; the embedded default must work on a fresh folder.
 fn normalize_sqlite_url(url: &str) -> String {
@@ -790,6 +822,21 @@ mod tests {
         let config = from(&[("JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    }
+
+    #[test]
+    fn well_known_placeholder_secrets_are_refused() {
+        for bad in [
+            "change-me-change-me-change-me-change-me",
+            "my-super-secret-jwt-key-for-production!!",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abababababababababababababababababababab",
+            "replace-this-with-32-random-characters-now",
+        ] {
+            let err = from(&[("JWT_SECRET", bad)]).unwrap_err();
+            assert!(err.to_string().contains("placeholder"), "{bad}: {err}");
+        }
+        assert!(from(&[("JWT_SECRET", "pX8v2QmL7wRz9KcT4nYb6HsJ1dFgA3eU")]).is_ok());
     }
 
     #[test]

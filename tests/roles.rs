@@ -148,11 +148,19 @@ async fn a_user_may_change_their_own_name_and_password_and_log_in_with_the_new_o
         .ok(
             &member,
             UPDATE_USER,
-            json!({ "id": member_id, "i": { "name": "Robert", "password": "a-brand-new-secret" } }),
+            json!({ "id": member_id, "i": { "name": "Robert", "password": "a-brand-new-secret", "currentPassword": PASSWORD } }),
         )
         .await;
     assert_eq!(data["updateUser"]["name"], "Robert");
     assert_eq!(data["updateUser"]["role"], "MEMBER");
+    // The old token went with the old password.
+    app.fails(
+        Some(&member),
+        "{ viewer { id } }",
+        json!({}),
+        "UNAUTHENTICATED",
+    )
+    .await;
 
     let (status, body) = login_with(&app, "bob@example.com", "a-brand-new-secret").await;
     assert_eq!(status, 200, "{body}");
@@ -168,9 +176,9 @@ async fn a_user_may_change_their_own_name_and_password_and_log_in_with_the_new_o
     // A too-short password is refused and changes nothing.
     let err = app
         .fails(
-            Some(&member),
+            Some(token),
             UPDATE_USER,
-            json!({ "id": member_id, "i": { "password": "short" } }),
+            json!({ "id": member_id, "i": { "password": "short", "currentPassword": "a-brand-new-secret" } }),
             "BAD_USER_INPUT",
         )
         .await;
@@ -195,6 +203,10 @@ async fn an_admin_changes_roles_and_the_new_role_applies_at_once() {
         )
         .await;
     assert_eq!(data["updateUser"]["role"], "VIEWER");
+    // A new role revokes the old token; signed in again, the role applies.
+    app.fails(Some(&member), CREATE_JOB, json!({}), "UNAUTHENTICATED")
+        .await;
+    let member = app.login("bob@example.com").await;
     app.fails(Some(&member), CREATE_JOB, json!({}), "FORBIDDEN")
         .await;
 
@@ -206,6 +218,7 @@ async fn an_admin_changes_roles_and_the_new_role_applies_at_once() {
         )
         .await;
     assert_eq!(data["updateUser"]["role"], "ADMIN");
+    let member = app.login("bob@example.com").await;
     // Now an admin: may create users.
     app.ok(
         &member,
@@ -269,7 +282,7 @@ async fn the_last_active_admin_can_be_neither_demoted_nor_deactivated() {
         );
     }
     // An inactive admin does not count.
-    let (second, second_id) = app.add_user(&admin, "eve@example.com", "ADMIN").await;
+    let (_, second_id) = app.add_user(&admin, "eve@example.com", "ADMIN").await;
     app.ok(&admin, DEACTIVATE_USER, json!({ "id": second_id }))
         .await;
     app.fails(
@@ -279,13 +292,15 @@ async fn the_last_active_admin_can_be_neither_demoted_nor_deactivated() {
         "BAD_USER_INPUT",
     )
     .await;
-    // Reactivated, the second admin lets the first step down.
+    // Reactivated (and signed in again: deactivation revoked the token),
+    // the second admin lets the first step down.
     app.ok(
         &admin,
         UPDATE_USER,
         json!({ "id": second_id, "i": { "isActive": true } }),
     )
     .await;
+    let second = app.login("eve@example.com").await;
     let data = app
         .ok(
             &admin,
@@ -467,7 +482,7 @@ async fn create_user_refuses_a_taken_email_in_any_team_and_any_case() {
         .fails(
             Some(&admin),
             UPDATE_USER,
-            json!({ "id": me, "i": { "email": "Zed@example.com" } }),
+            json!({ "id": me, "i": { "email": "Zed@example.com", "currentPassword": PASSWORD } }),
             "BAD_USER_INPUT",
         )
         .await;

@@ -10,6 +10,7 @@ mod m20261126_000001_core_tables;
 mod m20261126_000002_instance_id;
 mod m20261126_000003_tasks;
 mod m20261126_000004_logs_by_member;
+mod m20261203_000005_token_version;
 
 /// Applies jobgraph's migrations in order.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_instance_id::Migration),
             Box::new(m20261126_000003_tasks::Migration),
             Box::new(m20261126_000004_logs_by_member::Migration),
+            Box::new(m20261203_000005_token_version::Migration),
         ]
     }
 }

@@ -1,6 +1,8 @@
-//! HS256 bearer tokens: `sub` is the user id, `team` the team id. The role is
-//! not in the token; it is read from the database (through a short cache) on
-//! every request, so a demotion or deactivation takes effect at once.
+//! HS256 bearer tokens: `sub` is the user id, `team` the team id, `ver` the
+//! user's token version. The role is not in the token: it is read from the
+//! database, and the version checked, on every request (see
+//! [`super::Authenticator`]), so a demotion, deactivation or password change
+//! takes effect at once.
 
 use std::{path::Path, time::Duration};
 
@@ -16,6 +18,9 @@ use crate::config::Secret;
 struct Claims {
     sub: String,
     team: i64,
+    /// The user's token version when it was issued.
+    #[serde(default)]
+    ver: i32,
     iat: i64,
     exp: i64,
 }
@@ -25,6 +30,8 @@ struct Claims {
 pub struct TokenSubject {
     pub user_id: i64,
     pub team_id: i64,
+    /// Must equal the user's current `token_version`.
+    pub version: i32,
 }
 
 /// Signs and verifies tokens with one HS256 key.
@@ -54,6 +61,7 @@ impl JwtKeys {
         let claims = Claims {
             sub: subject.user_id.to_string(),
             team: subject.team_id,
+            ver: subject.version,
             iat: now,
             exp: now + self.ttl.as_secs() as i64,
         };
@@ -67,6 +75,7 @@ impl JwtKeys {
         Some(TokenSubject {
             user_id: data.claims.sub.parse().ok()?,
             team_id: data.claims.team,
+            version: data.claims.ver,
         })
     }
 }
@@ -113,6 +122,7 @@ mod tests {
         let subject = TokenSubject {
             user_id: 7,
             team_id: 3,
+            version: 2,
         };
         let token = keys("k1-0123456789abcdef0123456789abcdef")
             .issue(subject)

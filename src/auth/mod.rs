@@ -6,10 +6,11 @@ pub mod password;
 
 use std::time::Duration;
 
-use moka::future::Cache;
+use moka::sync::Cache;
 use sea_orm::DatabaseConnection;
 
 use crate::{
+    cache::ResponseCache,
     db::{self, entities::user, enums::Role},
     error::{AppError, AppResult},
 };
@@ -52,16 +53,33 @@ pub enum AuthError {
     InvalidToken,
     #[error("the account is deactivated or no longer exists")]
     Inactive,
+    #[error("the token was revoked (password or role changed): sign in again")]
+    Revoked,
+}
+
+/// What was last read of a user, and under which generation of the team's
+/// users namespace.
+#[derive(Debug, Clone)]
+struct Identity {
+    /// `None`: deactivated or gone.
+    viewer: Option<Viewer>,
+    version: i32,
+    generation: u64,
 }
 
 /// Verifies tokens and resolves them to a current [`Viewer`].
 ///
-/// The user's role and active flag are read from the database through a
-/// small cache (a few seconds) so the hot path does not pay a query per
-/// request; changes made on this replica drop the cached entry at once.
+/// Every user change bumps its team's `users` generation (through the unit
+/// of work); a cached identity is used only while that generation is the
+/// one it was read under, so a deactivation, a role change or a password
+/// change is seen by the next request on every replica. Reading the
+/// generation is one pipelined Redis round trip (or a map lookup in
+/// process); a database read happens only after a change. When the
+/// generation cannot be read (Redis unreachable, a bump still pending) the
+/// identity is read from the database every time.
 pub struct Authenticator {
     keys: JwtKeys,
-    identities: Cache<i64, Option<Viewer>>,
+    identities: Cache<i64, Identity>,
     passwords: password::Passwords,
 }
 
@@ -71,7 +89,7 @@ impl Authenticator {
             keys,
             identities: Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(5))
+                .time_to_live(Duration::from_secs(300))
                 .build(),
             passwords,
         }
@@ -82,12 +100,13 @@ impl Authenticator {
         &self.passwords
     }
 
-    /// A token for `user`.
+    /// A token for `user`, under its current token version.
     pub fn issue(&self, user: &user::Model) -> AppResult<String> {
         self.keys
             .issue(TokenSubject {
                 user_id: user.id,
                 team_id: user.team_id,
+                version: user.token_version,
             })
             .map_err(AppError::internal)
     }
@@ -98,6 +117,7 @@ impl Authenticator {
     pub async fn authenticate(
         &self,
         db: &DatabaseConnection,
+        cache: &ResponseCache,
         header: Option<&str>,
     ) -> Result<Option<Viewer>, AuthResolveError> {
         let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
@@ -112,35 +132,52 @@ impl Authenticator {
             return Ok(None);
         }
         let subject = self.keys.verify(token).ok_or(AuthError::InvalidToken)?;
-        let viewer = self.identity(db, subject.user_id).await?;
-        match viewer {
-            Some(v) if v.team_id == subject.team_id => Ok(Some(v)),
-            _ => Err(AuthError::Inactive.into()),
+        let identity = self.identity(db, cache, subject).await?;
+        match identity.viewer {
+            Some(v) if v.team_id != subject.team_id => Err(AuthError::Inactive.into()),
+            Some(_) if identity.version != subject.version => Err(AuthError::Revoked.into()),
+            Some(v) => Ok(Some(v)),
+            None => Err(AuthError::Inactive.into()),
         }
     }
 
     async fn identity(
         &self,
         db: &DatabaseConnection,
-        user_id: i64,
-    ) -> Result<Option<Viewer>, AuthResolveError> {
-        let loaded = self
-            .identities
-            .try_get_with(user_id, async move {
-                let user = db::users::find_any(db, user_id).await?;
-                Ok::<_, sea_orm::DbErr>(user.filter(|u| u.is_active).map(|u| Viewer {
-                    user_id: u.id,
-                    team_id: u.team_id,
-                    role: u.role,
-                }))
-            })
-            .await;
-        loaded.map_err(|e| AuthResolveError::Database(anyhow::anyhow!("{e}")))
+        cache: &ResponseCache,
+        subject: TokenSubject,
+    ) -> Result<Identity, AuthResolveError> {
+        // Read before the row, so a change committed in between makes the
+        // entry stale rather than the change invisible.
+        let generation = cache.users_generation(subject.team_id).await;
+        if let Some(generation) = generation
+            && let Some(known) = self.identities.get(&subject.user_id)
+            && known.generation == generation
+        {
+            return Ok(known);
+        }
+        let user = db::users::find_any(db, subject.user_id)
+            .await
+            .map_err(|e| AuthResolveError::Database(anyhow::anyhow!("{e}")))?;
+        let identity = Identity {
+            viewer: user.as_ref().filter(|u| u.is_active).map(|u| Viewer {
+                user_id: u.id,
+                team_id: u.team_id,
+                role: u.role,
+            }),
+            version: user.map_or(0, |u| u.token_version),
+            generation: generation.unwrap_or(0),
+        };
+        if generation.is_some() {
+            self.identities.insert(subject.user_id, identity.clone());
+        }
+        Ok(identity)
     }
 
-    /// Drops the cached identity after a role or active-flag change.
+    /// Drops a cached identity (this replica sees the change before the
+    /// generation round trip would tell it).
     pub async fn forget(&self, user_id: i64) {
-        self.identities.invalidate(&user_id).await;
+        self.identities.invalidate(&user_id);
     }
 }
 

@@ -312,6 +312,28 @@ impl ResponseCache {
                 .is_ok_and(|r| r.is_ok())
     }
 
+    /// The current generation of a team's `users` namespace, which every
+    /// user change bumps: the authenticator trusts an identity it read under
+    /// it. `None` when it cannot be known for sure (the store does not
+    /// answer, or a bump for the team is still pending).
+    pub async fn users_generation(&self, team_id: i64) -> Option<u64> {
+        if self.has_pending(team_id) {
+            return None;
+        }
+        let found = self
+            .timed(self.store.mget(vec![self.gen_key(team_id, Dep::Users)]))
+            .await
+            .ok()?;
+        let found: Vec<Option<u64>> = found
+            .iter()
+            .map(|v| v.as_deref().and_then(parse_gen))
+            .collect();
+        let generations = self
+            .complete_generations(team_id, &[Dep::Users], found, |_| true)
+            .await?;
+        generations.first().copied().filter(|g| *g != 0)
+    }
+
     /// Whether a generation key exists for `dep` of `team_id` (operators
     /// and tests: made-up job ids must not create any).
     pub async fn has_generation(&self, team_id: i64, dep: Dep) -> bool {
@@ -583,8 +605,11 @@ impl ResponseCache {
 
     /// Makes every response that depends on `deps` of `team_id` unreachable:
     /// call after the transaction commits and before the mutation returns.
+    ///
+    /// Generations are bumped even with `CACHE_ENABLED=false`: the
+    /// authenticator checks identities against the `users` generation.
     pub async fn invalidate(&self, team_id: i64, deps: &[Dep]) {
-        if !self.settings.enabled || deps.is_empty() {
+        if deps.is_empty() {
             return;
         }
         for dep in deps {
@@ -598,6 +623,9 @@ impl ResponseCache {
         if let Err(error) = self.bump(team_id, deps).await {
             tracing::warn!(%error, team_id, "cache invalidation failed; retrying in the background");
             self.add_pending(team_id, deps);
+        }
+        if !self.settings.enabled {
+            return;
         }
         for class in deps.iter().flat_map(|d| Class::cleared_by(*d)) {
             // A full queue only delays memory reuse: lifetimes still expire.

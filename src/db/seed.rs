@@ -322,6 +322,7 @@ async fn seed_in(
     let subject = |u: &user::Model| TokenSubject {
         user_id: u.id,
         team_id: u.team_id,
+        version: u.token_version,
     };
     let team_admins = teams
         .iter()

@@ -50,6 +50,21 @@ pub async fn insert(db: &impl ConnectionTrait, name: &str, slug: &str) -> Result
     .await
 }
 
+/// Locks a team's row until the transaction ends (PostgreSQL; SQLite's
+/// write transactions already exclude each other): changes that must see
+/// every concurrent change of the team's admins take it first.
+pub async fn lock(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT id FROM teams WHERE id = $1 FOR UPDATE",
+            [id.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::slugify;

@@ -165,13 +165,22 @@ pub struct UserChanges {
     pub is_active: Option<bool>,
 }
 
-/// Applies `changes` and bumps `updated_at`.
+/// Applies `changes` and bumps `updated_at`. A new password, a new role or
+/// a deactivation also bumps the token version: every token issued before
+/// is refused from then on.
 pub async fn update(
     db: &impl ConnectionTrait,
     user: Model,
     changes: UserChanges,
 ) -> Result<Model, DbErr> {
+    let revokes = changes.password_hash.is_some()
+        || changes.role.is_some_and(|r| r != user.role)
+        || (changes.is_active == Some(false) && user.is_active);
+    let version = user.token_version;
     let mut active = user.into_active_model();
+    if revokes {
+        active.token_version = Set(version.saturating_add(1));
+    }
     if let Some(v) = changes.name {
         active.name = Set(v);
     }

@@ -300,7 +300,11 @@ async fn authenticate(
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.auth().authenticate(state.db(), header).await {
+    match state
+        .auth()
+        .authenticate(state.db(), state.cache(), header)
+        .await
+    {
         Ok(viewer) => Ok(viewer),
         Err(AuthResolveError::Refused(reason)) => {
             let mut response = error_response(

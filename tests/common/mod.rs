@@ -48,7 +48,7 @@ pub fn postgres_url() -> Option<String> {
 pub async fn fresh_config(dir: &TempDir) -> Config {
     let mut config = Config::embedded();
     config.bind_addr = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some(Secret::new("test-secret-0123456789abcdef0123456789"));
+    config.jwt_secret = Some(Secret::new("t9X2kQ7mLp4vR8sZw3YcN6bFh1JdE5uA"));
     config.jwt_secret_file = dir.path().join("jobgraph.secret");
     config.auto_migrate = true;
     config.mail.outbox_dir = dir.path().join("outbox");

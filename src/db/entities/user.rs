@@ -14,6 +14,9 @@ pub struct Model {
     pub role: Role,
     pub password_hash: Option<String>,
     pub is_active: bool,
+    /// Bumped by a password change, deactivation or role change: tokens
+    /// issued under an older version are refused.
+    pub token_version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

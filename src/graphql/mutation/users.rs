@@ -13,7 +13,7 @@ use crate::{
         users::{NewUser, UserChanges},
     },
     email,
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, ErrorCode},
     graphql::{
         context::ContextExt,
         ids::{self, Kind},
@@ -42,21 +42,72 @@ async fn user_for_write(
 }
 
 /// Refuses a change that would leave the team without an active admin.
+/// The team's row is locked first (PostgreSQL; SQLite serialises writers),
+/// so two admins demoting each other at once cannot both succeed.
 async fn keep_an_admin(
     db: &impl ConnectionTrait,
     target: &user::Model,
     still_admin: bool,
 ) -> AppResult<()> {
     let is_active_admin = target.is_active && target.role.is_admin();
-    if is_active_admin
-        && !still_admin
-        && db::users::count_active_admins(db, target.team_id).await? <= 1
-    {
+    if !is_active_admin || still_admin {
+        return Ok(());
+    }
+    db::teams::lock(db, target.team_id).await?;
+    if db::users::count_active_admins(db, target.team_id).await? <= 1 {
         return Err(AppError::bad_input(
             "a team must keep at least one active admin",
         ));
     }
     Ok(())
+}
+
+/// Changing one's own password or e-mail needs the current password (a
+/// stolen session alone cannot take the account over). Attempts count
+/// against the account's sign-in limit.
+async fn confirm_current_password(
+    ctx: &Context<'_>,
+    user_id: i64,
+    current: Option<String>,
+) -> AppResult<()> {
+    let services = ctx.services()?;
+    let Some(current) = current else {
+        return Err(AppError::invalid(
+            "input.currentPassword",
+            "is required to change your own password or e-mail",
+        ));
+    };
+    let me = db::users::find_any(ctx.db()?, user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("no such user"))?;
+    services
+        .throttle
+        .hit(
+            "login-email",
+            &me.email,
+            services.config.abuse.login_per_email,
+        )
+        .await
+        .map_err(|e| {
+            AppError::limited(
+                ErrorCode::RateLimited,
+                "too many attempts: wait before trying again",
+                e.retry_after,
+            )
+        })?;
+    if services
+        .auth
+        .passwords()
+        .verify(current, me.password_hash)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(AppError::invalid(
+            "input.currentPassword",
+            "is not your current password",
+        ))
+    }
 }
 
 #[Object]
@@ -116,8 +167,10 @@ impl UserMutation {
         Ok(User(user))
     }
 
-    /// Changes a user. Anyone may change their own name, e-mail and password;
-    /// an admin may change anyone in the team, including role and active flag.
+    /// Changes a user. Anyone may change their own name, e-mail and password
+    /// (the last two need `currentPassword`); an admin may change anyone in
+    /// the team, including role and active flag. A new password, role or a
+    /// deactivation revokes the user's earlier tokens.
     async fn update_user(
         &self,
         ctx: &Context<'_>,
@@ -144,11 +197,15 @@ impl UserMutation {
             check.fail("*", "give at least one field to change");
         }
         check.finish(())?;
+        let services = ctx.services()?;
+        if id == viewer.user_id && (input.password.is_some() || input.email.is_some()) {
+            confirm_current_password(ctx, viewer.user_id, input.current_password).await?;
+        }
         let password_hash = match input.password {
-            Some(p) => Some(ctx.services()?.auth.passwords().hash(p).await?),
+            Some(p) => Some(services.auth.passwords().hash(p).await?),
             None => None,
         };
-        let mut uow = ctx.services()?.writer.begin(ctx.db()?).await?;
+        let mut uow = services.writer.begin(ctx.db()?).await?;
         let target = user_for_write(uow.db(), &viewer, id).await?;
         if let Some(email) = &email
             && *email != target.email
