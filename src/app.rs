@@ -14,11 +14,14 @@ use crate::{
     db,
     email::Mailer,
     events::EventBus,
-    graphql::{self, Services, execution::Executor},
+    graphql::{
+        self, Services,
+        execution::{Executor, RefreshHandler},
+    },
     http::{self, AppState, state::Parts},
     metrics::Metrics,
     resume_writer::ResumeWriter,
-    tasks::{TaskContext, TaskHandle, TaskMetrics, TaskSystem},
+    tasks::{self, Handlers, TaskContext, TaskHandle, TaskMetrics, TaskSystem},
     throttle::Throttle,
     unit_of_work::Writer,
 };
@@ -40,6 +43,12 @@ pub struct Application {
 impl Application {
     /// Connects, migrates when configured to, and binds `config.bind_addr`.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with(config, Handlers::new()).await
+    }
+
+    /// Like [`Application::build`], with task handlers of more kinds (or
+    /// replacing built-in ones): the queue's extension point.
+    pub async fn build_with(config: Config, extra: Handlers) -> anyhow::Result<Self> {
         install_crypto_provider();
         let mut metrics = Metrics::new();
         let cache_metrics = Arc::new(CacheMetrics::default());
@@ -92,7 +101,12 @@ impl Application {
             mailer: Mailer::new(&config.mail)?,
             settings: config.tasks.clone(),
             metrics: task_metrics,
-            refresher: executor.clone(),
+            handlers: {
+                let mut handlers = tasks::builtin();
+                handlers.insert(tasks::REFRESH, Arc::new(RefreshHandler(executor.clone())));
+                handlers.extend(extra);
+                handlers
+            },
             wake: task_handle.wake_signal(),
         }));
         let listener = TcpListener::bind(config.bind_addr)

@@ -161,7 +161,8 @@ pub async fn claim(
         "UPDATE tasks SET status = 'running', attempts = attempts + 1, locked_by = {p1}, \
          locked_until = {p2}, updated_at = {p3} \
          WHERE id IN (SELECT id FROM tasks \
-           WHERE (status = 'queued' AND run_at <= {p3}) OR (status = 'running' AND locked_until < {p3}) \
+           WHERE (status = 'queued' AND run_at <= {p3}) \
+              OR (status = 'running' AND locked_until < {p3} AND attempts < max_attempts) \
            ORDER BY run_at, id LIMIT {p4} {lock}) \
          RETURNING *"
     );
@@ -230,11 +231,12 @@ pub async fn retry_or_fail(
     let error = Some(error.to_owned());
     match run_at {
         Some(at) => {
-            settle(db, id, worker, "queued", |u| {
+            let requeued = settle(db, id, worker, "queued", |u| {
                 u.col_expr(task::Column::LastError, error.into())
                     .col_expr(task::Column::RunAt, at.into())
             })
-            .await
+            .await;
+            merge_if_duplicate(db, id, worker, requeued).await
         }
         None => {
             settle(db, id, worker, "failed", |u| {
@@ -248,13 +250,63 @@ pub async fn retry_or_fail(
 
 /// Hands a task back untouched (shutdown): the attempt does not count.
 pub async fn release(db: &impl ConnectionTrait, id: i64, worker: &str) -> Result<bool, DbErr> {
-    settle(db, id, worker, "queued", |u| {
+    let requeue = settle(db, id, worker, "queued", |u| {
         u.col_expr(task::Column::RunAt, db::now().into()).col_expr(
             task::Column::Attempts,
             sea_orm::sea_query::Expr::col(task::Column::Attempts).sub(1),
         )
     })
-    .await
+    .await;
+    merge_if_duplicate(db, id, worker, requeue).await
+}
+
+/// Back in the queue would collide with a newer queued task of the same
+/// dedup key (the unique index allows one): that one covers it, so this
+/// one is done, not left running.
+async fn merge_if_duplicate(
+    db: &impl ConnectionTrait,
+    id: i64,
+    worker: &str,
+    requeued: Result<bool, DbErr>,
+) -> Result<bool, DbErr> {
+    match requeued {
+        Err(err)
+            if matches!(
+                err.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            settle(db, id, worker, "done", |u| {
+                u.col_expr(
+                    task::Column::LastError,
+                    Some("merged into a newer queued duplicate".to_owned()).into(),
+                )
+                .col_expr(task::Column::FinishedAt, Some(db::now()).into())
+            })
+            .await
+        }
+        other => other,
+    }
+}
+
+/// Fails for good, and returns, running tasks whose lease ran out after
+/// their last attempt.
+pub async fn reap_exhausted(db: &impl ConnectionTrait) -> Result<Vec<task::Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let p1 = if backend == DatabaseBackend::Postgres {
+        "$1"
+    } else {
+        "?1"
+    };
+    let sql = format!(
+        "UPDATE tasks SET status = 'failed', locked_by = NULL, locked_until = NULL, \
+         finished_at = {p1}, updated_at = {p1}, \
+         last_error = COALESCE(last_error, 'the lease ran out') || ' (lease expired on the last attempt)' \
+         WHERE status = 'running' AND locked_until < {p1} AND attempts >= max_attempts \
+         RETURNING *"
+    );
+    let stmt = Statement::from_sql_and_values(backend, sql, [db::now().into()]);
+    task::Model::find_by_statement(stmt).all(db).await
 }
 
 fn id_and_holder(id: i64, worker: &str) -> sea_orm::Condition {

@@ -1,11 +1,16 @@
 //! What each kind of task does. Every handler is idempotent: running it
 //! again after a crash does not repeat an effect that already happened.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::Duration,
+};
 
+use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::{EMAIL, REFRESH, RESUME, RETENTION, TaskContext, queue};
+use super::{EMAIL, RESUME, RETENTION, TaskContext, queue};
 use crate::events::Event;
 use crate::{
     cache::Dep,
@@ -40,33 +45,93 @@ impl From<sea_orm::DbErr> for Failure {
     }
 }
 
-/// Runs one task.
-pub async fn dispatch(ctx: &TaskContext, task: &task::Model) -> Result<(), Failure> {
-    match task.kind.as_str() {
-        RESUME => generate_resume(ctx, id_field(task, "resumeId")?).await,
-        EMAIL => send_email(ctx, task).await,
-        RETENTION => apply_retention(ctx).await,
-        REFRESH => {
-            let team_id = id_field(task, "teamId")?;
-            let refreshed = ctx.refresher.refresh(team_id, &ctx.db).await;
-            tracing::debug!(team_id, refreshed, "hot reads refreshed in the cache");
-            Ok(())
-        }
-        other => Err(Failure::Permanent(format!("unknown task kind `{other}`"))),
+/// What one kind of task does. Handlers are idempotent: running one again
+/// after a crash does not repeat an effect that already happened.
+pub trait TaskHandler: Send + Sync {
+    /// One attempt.
+    fn run<'a>(
+        &'a self,
+        ctx: &'a TaskContext,
+        task: &'a task::Model,
+    ) -> BoxFuture<'a, Result<(), Failure>>;
+
+    /// Called once when the task has failed for good.
+    fn give_up<'a>(
+        &'a self,
+        _ctx: &'a TaskContext,
+        _task: &'a task::Model,
+        _message: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
     }
 }
 
-/// Called once when a task has failed for good.
-pub async fn give_up(ctx: &TaskContext, task: &task::Model, message: &str) {
-    if task.kind == RESUME
-        && let Ok(resume_id) = id_field(task, "resumeId")
-        && let Err(error) = fail_resume(ctx, resume_id, message).await
-    {
-        tracing::error!(%error, resume_id, "marking a resume FAILED did not work");
+/// The handlers of every kind, by kind.
+pub type Handlers = BTreeMap<&'static str, Arc<dyn TaskHandler>>;
+
+/// The kinds the service itself enqueues (the cache refresh comes from the
+/// GraphQL layer, which knows how requests are cached).
+pub fn builtin() -> Handlers {
+    let mut handlers: Handlers = BTreeMap::new();
+    handlers.insert(RESUME, Arc::new(Resumes));
+    handlers.insert(EMAIL, Arc::new(Mails));
+    handlers.insert(RETENTION, Arc::new(Retention));
+    handlers
+}
+
+struct Resumes;
+
+impl TaskHandler for Resumes {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a TaskContext,
+        task: &'a task::Model,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move { generate_resume(ctx, id_field(task, "resumeId")?).await })
+    }
+
+    fn give_up<'a>(
+        &'a self,
+        ctx: &'a TaskContext,
+        task: &'a task::Model,
+        message: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Ok(resume_id) = id_field(task, "resumeId")
+                && let Err(error) = fail_resume(ctx, resume_id, message).await
+            {
+                tracing::error!(%error, resume_id, "marking a resume FAILED did not work");
+            }
+        })
     }
 }
 
-fn id_field(task: &task::Model, field: &str) -> Result<i64, Failure> {
+struct Mails;
+
+impl TaskHandler for Mails {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a TaskContext,
+        task: &'a task::Model,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(send_email(ctx, task))
+    }
+}
+
+struct Retention;
+
+impl TaskHandler for Retention {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a TaskContext,
+        _task: &'a task::Model,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(apply_retention(ctx))
+    }
+}
+
+/// The `teamId` (or another id) of a task's payload.
+pub fn id_field(task: &task::Model, field: &str) -> Result<i64, Failure> {
     task.payload[field]
         .as_i64()
         .ok_or_else(|| Failure::Permanent(format!("payload lacks `{field}`")))

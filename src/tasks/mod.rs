@@ -18,12 +18,14 @@
 
 mod handlers;
 
+pub use handlers::{Failure, Handlers, TaskHandler, builtin, id_field};
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use futures::future::BoxFuture;
+use futures::FutureExt;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
@@ -200,14 +202,6 @@ impl TaskMetrics {
     }
 }
 
-/// Recomputes a team's hot cached reads — `jobStats` first among them —
-/// after its writes, on the workers' pool `db`; returns how many it
-/// recomputed. Implemented by the GraphQL executor, which knows how
-/// requests are cached, and handed to the workers when they start.
-pub trait CacheRefresher: Send + Sync {
-    fn refresh<'a>(&'a self, team_id: i64, db: &'a DatabaseConnection) -> BoxFuture<'a, usize>;
-}
-
 /// What handlers work with.
 pub struct TaskContext {
     pub db: DatabaseConnection,
@@ -221,7 +215,8 @@ pub struct TaskContext {
     pub mailer: Mailer,
     pub settings: TaskSettings,
     pub metrics: Arc<TaskMetrics>,
-    pub refresher: Arc<dyn CacheRefresher>,
+    /// What each kind of task does.
+    pub handlers: Handlers,
     pub wake: Arc<Notify>,
 }
 
@@ -349,8 +344,10 @@ async fn run(system: &TaskSystem, worker: &str, task: task::Model) {
     // Stop well before the lease runs out, so no other worker can start it
     // while this attempt is still going.
     let limit = ctx.settings.lease.mul_f64(0.9);
+    // A handler that panics fails this attempt; the worker goes on.
+    let attempt = std::panic::AssertUnwindSafe(dispatch(ctx, &task)).catch_unwind();
     let outcome = tokio::select! {
-        outcome = tokio::time::timeout(limit, handlers::dispatch(ctx, &task)) => Some(outcome),
+        outcome = tokio::time::timeout(limit, attempt) => Some(outcome),
         () = system.abandon.cancelled() => None,
     };
     ctx.metrics
@@ -367,7 +364,7 @@ async fn run(system: &TaskSystem, worker: &str, task: task::Model) {
             );
             queue::release(&ctx.db, task.id, worker).await.map(|_| ())
         }
-        Some(Ok(Ok(()))) => {
+        Some(Ok(Ok(Ok(())))) => {
             ctx.metrics.completed.get_or_create(&kind).inc();
             queue::complete(&ctx.db, task.id, worker).await.map(|held| {
                 if !held {
@@ -377,11 +374,16 @@ async fn run(system: &TaskSystem, worker: &str, task: task::Model) {
         }
         Some(outcome) => {
             let failure = match outcome {
-                Ok(Err(failure)) => failure,
-                _ => handlers::Failure::Retry {
+                Ok(Ok(Err(failure))) => failure,
+                Ok(Err(panic)) => Failure::Retry {
+                    message: format!("the handler panicked: {}", panic_message(&panic)),
+                    after: None,
+                },
+                Err(_) => Failure::Retry {
                     message: format!("timed out after {limit:?}"),
                     after: None,
                 },
+                Ok(Ok(Ok(()))) => unreachable_success(),
             };
             settle_failure(ctx, worker, &task, failure).await
         }
@@ -391,16 +393,59 @@ async fn run(system: &TaskSystem, worker: &str, task: task::Model) {
     }
 }
 
+/// Runs one attempt with the handler of its kind.
+async fn dispatch(ctx: &TaskContext, task: &task::Model) -> Result<(), Failure> {
+    match ctx.handlers.get(task.kind.as_str()) {
+        Some(handler) => handler.run(ctx, task).await,
+        None => Err(Failure::Permanent(format!(
+            "unknown task kind `{}`",
+            task.kind
+        ))),
+    }
+}
+
+/// Calls the give-up hook of a task's kind (a handler that panics there
+/// only loses the hook).
+async fn give_up(ctx: &TaskContext, task: &task::Model, message: &str) {
+    if let Some(handler) = ctx.handlers.get(task.kind.as_str())
+        && let Err(panic) = std::panic::AssertUnwindSafe(handler.give_up(ctx, task, message))
+            .catch_unwind()
+            .await
+    {
+        tracing::error!(
+            task = task.id,
+            panic = panic_message(&panic),
+            "a give-up hook panicked"
+        );
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
+}
+
+/// The success arm is matched before; kept total without a panic.
+fn unreachable_success() -> Failure {
+    Failure::Retry {
+        message: "internal: a success was treated as a failure".to_owned(),
+        after: None,
+    }
+}
+
 async fn settle_failure(
     ctx: &TaskContext,
     worker: &str,
     task: &task::Model,
-    failure: handlers::Failure,
+    failure: Failure,
 ) -> Result<(), sea_orm::DbErr> {
     let kind = TaskMetrics::kind(&task.kind);
     let (message, after, permanent) = match failure {
-        handlers::Failure::Retry { message, after } => (message, after, false),
-        handlers::Failure::Permanent(message) => (message, None, true),
+        Failure::Retry { message, after } => (message, after, false),
+        Failure::Permanent(message) => (message, None, true),
     };
     if !permanent && task.attempts < task.max_attempts {
         let delay = after.unwrap_or_else(|| backoff(ctx.settings.backoff, task.attempts));
@@ -425,9 +470,34 @@ async fn settle_failure(
         error = message,
         "task failed for good"
     );
-    handlers::give_up(ctx, task, &message).await;
+    give_up(ctx, task, &message).await;
     queue::retry_or_fail(&ctx.db, task.id, worker, &message, None).await?;
     Ok(())
+}
+
+/// Fails for good the tasks whose lease ran out after their last attempt
+/// (their worker died, or the handler killed it), running their give-up
+/// hooks: whatever killed it, a task ends after `max_attempts`.
+async fn reap(ctx: &TaskContext) {
+    match queue::reap_exhausted(&ctx.db).await {
+        Ok(reaped) => {
+            for task in reaped {
+                let message = task.last_error.clone().unwrap_or_default();
+                ctx.metrics
+                    .failed
+                    .get_or_create(&TaskMetrics::kind(&task.kind))
+                    .inc();
+                tracing::error!(
+                    task = task.id,
+                    kind = task.kind,
+                    attempts = task.attempts,
+                    "task failed for good: its lease ran out on its last attempt"
+                );
+                give_up(ctx, &task, &message).await;
+            }
+        }
+        Err(error) => tracing::warn!(%error, "reaping exhausted tasks failed"),
+    }
 }
 
 /// `base × 2^(attempt-1)`, at most five minutes, with ±20% jitter.
@@ -442,6 +512,9 @@ async fn scheduler(system: Arc<TaskSystem>) {
     let ctx = &system.ctx;
     let mut retention = tokio::time::interval(ctx.settings.retention_interval);
     let mut gauges = tokio::time::interval(Duration::from_secs(5));
+    let mut reaping = tokio::time::interval(
+        (ctx.settings.poll * 4).clamp(Duration::from_millis(200), Duration::from_secs(5)),
+    );
     loop {
         tokio::select! {
             () = system.stop_claiming.cancelled() => return,
@@ -452,6 +525,7 @@ async fn scheduler(system: Arc<TaskSystem>) {
                     Err(error) => tracing::warn!(%error, "scheduling log retention failed"),
                 }
             }
+            _ = reaping.tick() => reap(ctx).await,
             _ = gauges.tick() => {
                 if let Ok(rows) = queue::depth(&ctx.db).await {
                     for kind in [RESUME, EMAIL, RETENTION, REFRESH] {

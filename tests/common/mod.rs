@@ -17,6 +17,7 @@ use jobgraph::{
     app::Application,
     config::{Config, Secret},
     http::AppState,
+    tasks::Handlers,
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use sea_orm::ConnectionTrait;
@@ -94,15 +95,24 @@ impl TestApp {
 
     /// Starts the app after `adjust` has changed its configuration.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_with_handlers(adjust, Handlers::new()).await
+    }
+
+    /// Starts the app with task handlers of more kinds.
+    pub async fn spawn_with_handlers(adjust: impl FnOnce(&mut Config), handlers: Handlers) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = fresh_config(&dir).await;
         adjust(&mut config);
-        Self::start(dir, config).await
+        Self::start_with(dir, config, handlers).await
     }
 
     /// Starts the app on an existing configuration (a second replica).
     pub async fn start(dir: TempDir, config: Config) -> Self {
-        let app = Application::build(config.clone())
+        Self::start_with(dir, config, Handlers::new()).await
+    }
+
+    async fn start_with(dir: TempDir, config: Config, handlers: Handlers) -> Self {
+        let app = Application::build_with(config.clone(), handlers)
             .await
             .expect("build the app");
         let addr = app.local_addr().unwrap();

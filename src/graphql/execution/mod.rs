@@ -29,6 +29,7 @@ use crate::{
     config::Limits,
     db,
     error::ErrorCode,
+    tasks::{Failure, TaskContext, TaskHandler, id_field},
 };
 
 /// How a request ended, for the status code.
@@ -482,13 +483,22 @@ impl Executor {
     }
 }
 
-impl crate::tasks::CacheRefresher for Executor {
-    fn refresh<'a>(
+/// The `cache.refresh` task: recomputes a team's hot cached reads after
+/// its writes, on the workers' pool.
+pub struct RefreshHandler(pub Arc<Executor>);
+
+impl TaskHandler for RefreshHandler {
+    fn run<'a>(
         &'a self,
-        team_id: i64,
-        db: &'a DatabaseConnection,
-    ) -> futures::future::BoxFuture<'a, usize> {
-        Box::pin(self.refresh_team(team_id, db))
+        ctx: &'a TaskContext,
+        task: &'a db::entities::task::Model,
+    ) -> futures::future::BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            let team_id = id_field(task, "teamId")?;
+            let refreshed = self.0.refresh_team(team_id, &ctx.db).await;
+            tracing::debug!(team_id, refreshed, "hot reads refreshed in the cache");
+            Ok(())
+        })
     }
 }
 
