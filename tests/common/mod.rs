@@ -7,6 +7,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod postgres;
 pub mod proxy;
 pub mod redis;
 pub mod smtp;
