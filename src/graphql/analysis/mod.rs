@@ -760,7 +760,11 @@ impl<'a> Walker<'a> {
 
     fn check_len(&self, len: usize, item: &TypeRef) -> Result<(), Refusal> {
         let max = match item {
-            TypeRef::Named(name) => self.table.enums.get(name).copied().unwrap_or(self.max_list),
+            TypeRef::Named(name) => self
+                .table
+                .enums
+                .get(name)
+                .map_or(self.max_list, |values| values.len() as u64),
             TypeRef::List(_) => self.max_list,
         };
         if len as u64 > max {

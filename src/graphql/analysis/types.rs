@@ -13,7 +13,7 @@ use async_graphql::parser::{
 use super::catalog::{self, FieldRule};
 
 /// A type reference reduced to what the walk needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TypeRef {
     Named(String),
     List(Box<TypeRef>),
@@ -50,7 +50,8 @@ pub struct FieldInfo {
 pub struct TypeTable {
     pub objects: HashMap<String, HashMap<String, FieldInfo>>,
     pub inputs: HashMap<String, HashMap<String, TypeRef>>,
-    pub enums: HashMap<String, u64>,
+    /// Each enum's values.
+    pub enums: HashMap<String, Vec<String>>,
     pub query: String,
     pub mutation: Option<String>,
     pub subscription: Option<String>,
@@ -116,7 +117,12 @@ impl TypeTable {
                             table.inputs.insert(name, fields);
                         }
                         TypeKind::Enum(e) => {
-                            table.enums.insert(name, e.values.len() as u64);
+                            let values = e
+                                .values
+                                .iter()
+                                .map(|v| v.node.value.node.to_string())
+                                .collect();
+                            table.enums.insert(name, values);
                         }
                         _ => {}
                     }
