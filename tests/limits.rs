@@ -90,6 +90,26 @@ async fn list_arguments_longer_than_their_type_allows_are_refused() {
     )
     .await;
     assert_eq!(error["extensions"]["code"], "LIST_TOO_LONG", "{error}");
+    // Refused before the body is even decoded: no list holds more.
+    assert_eq!(error["extensions"]["limit"], 1000);
+    // Within that, a list of statuses holds each status at most once.
+    let seven = [
+        "SAVED",
+        "APPLIED",
+        "INTERVIEWING",
+        "OFFER",
+        "REJECTED",
+        "ARCHIVED",
+        "SAVED",
+    ];
+    let error = refused(
+        &app,
+        Some(&token),
+        "query($f: JobFilter) { jobs(filter: $f) { totalCount } }",
+        json!({ "f": { "statusIn": seven } }),
+    )
+    .await;
+    assert_eq!(error["extensions"]["code"], "LIST_TOO_LONG", "{error}");
     assert_eq!(error["extensions"]["limit"], 6);
 }
 

@@ -13,6 +13,7 @@
 //! limit on expanded selections bounds what those visitors can walk.
 
 pub mod catalog;
+pub mod json_scan;
 mod lexer;
 pub mod types;
 
@@ -159,6 +160,27 @@ impl Analyzer {
                     "MAX_QUERY_TOKENS",
                 )
             })
+    }
+
+    /// The check before a body is decoded: no list longer than any argument
+    /// may hold, no deeper nesting than inputs need (see [`json_scan`]).
+    pub fn check_body(&self, body: &[u8]) -> Result<(), Refusal> {
+        json_scan::check(body, self.max_list as usize).map_err(|too_much| match too_much {
+            json_scan::TooMuch::List(n) => Refusal::limit(
+                "LIST_TOO_LONG",
+                "the length of a list in the request",
+                n as u64,
+                self.max_list,
+                "MAX_BULK_JOBS",
+            ),
+            json_scan::TooMuch::Depth(n) => Refusal::limit(
+                "TOO_DEEPLY_NESTED",
+                "the nesting of the request's JSON",
+                n as u64,
+                json_scan::MAX_DEPTH as u64,
+                "fixed",
+            ),
+        })
     }
 
     /// Walks a parsed document once. `operation_name` picks the operation

@@ -183,6 +183,9 @@ impl Executor {
         {
             return self.cached(&source, viewer, Purpose::Client, call).await;
         }
+        if let Err(answer) = self.check_body(&source) {
+            return answer;
+        }
         let batch = match source.decode_batch() {
             Ok(batch) => batch,
             Err(message) => return Answer::error(Outcome::BadRequest, "BAD_REQUEST", &message),
@@ -242,6 +245,15 @@ impl Executor {
         Answer::new(Outcome::Executed, body.into())
     }
 
+    /// Refuses a body with lists or nesting beyond what any input holds,
+    /// before decoding it (a body seen before is in the plan memo).
+    fn check_body(&self, source: &Source) -> Result<(), Answer> {
+        match source {
+            Source::Body(body) => self.analyzer.check_body(body).map_err(refused),
+            Source::Query(_) => Ok(()),
+        }
+    }
+
     /// Checks the text, parses once (the document stays in the request for
     /// execution) and analyses it.
     fn prepare(&self, request: &mut GqlRequest, caller: Caller) -> Result<Analysis, Answer> {
@@ -287,6 +299,9 @@ impl Executor {
         let planned = match self.plans.get(&hash) {
             Some(planned) => planned,
             None => {
+                if let Err(answer) = self.check_body(source) {
+                    return answer;
+                }
                 let mut request = match source.decode() {
                     Ok(request) => request,
                     Err(message) => {
