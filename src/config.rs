@@ -176,9 +176,13 @@ pub struct HttpSettings {
     /// `HEADER_READ_TIMEOUT_MS`: longest the request line and headers may
     /// take; then the connection is closed (default 10000).
     pub header_read_timeout: Duration,
-    /// `MAX_IN_FLIGHT_REQUESTS`: GraphQL requests running at once; more are
-    /// answered 503 at once (default 512).
+    /// `MAX_IN_FLIGHT_REQUESTS`: GraphQL requests running at once (default
+    /// 512); one more waits at most `IN_FLIGHT_WAIT_MS` for a slot, then is
+    /// answered 503.
     pub max_in_flight: usize,
+    /// `IN_FLIGHT_WAIT_MS`: how long a request beyond the limit may wait,
+    /// which absorbs a burst without queueing without bound (default 1000).
+    pub in_flight_wait: Duration,
     /// `MAX_CONNECTIONS`: open client connections; more wait in the
     /// kernel's accept queue (default 4096).
     pub max_connections: usize,
@@ -191,6 +195,7 @@ impl Default for HttpSettings {
             body_read_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_in_flight: 512,
+            in_flight_wait: Duration::from_secs(1),
             max_connections: 4096,
         }
     }
@@ -479,6 +484,9 @@ fn read_http_settings(
     }
     if let Some(d) = millis("HEADER_READ_TIMEOUT_MS", 100, 3_600_000)? {
         http.header_read_timeout = d;
+    }
+    if let Some(d) = millis("IN_FLIGHT_WAIT_MS", 0, 60_000)? {
+        http.in_flight_wait = d;
     }
 
     if let Some(v) = get("MAX_IN_FLIGHT_REQUESTS") {

@@ -99,7 +99,11 @@ async fn headers_that_never_finish_lose_their_connection() {
 
 #[tokio::test]
 async fn requests_beyond_the_in_flight_limit_are_shed_with_503() {
-    let app = TestApp::spawn_with(|c| c.http.max_in_flight = 1).await;
+    let app = TestApp::spawn_with(|c| {
+        c.http.max_in_flight = 1;
+        c.http.in_flight_wait = Duration::from_millis(100);
+    })
+    .await;
     let (token, _) = app.signup("Acme", "ada@example.com").await;
     let (_db, txn) = hold_write_lock(&app).await;
     let stuck = {

@@ -42,9 +42,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Sheds load: beyond `MAX_IN_FLIGHT_REQUESTS` GraphQL requests running at
-/// once, the next is answered 503 at once rather than queued without bound.
+/// once, the next waits a bounded time for a slot and is then answered 503,
+/// rather than queued without bound.
 async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match state.admit() {
+    match state.admit().await {
         Some(permit) => {
             let response = next.run(request).await;
             drop(permit);

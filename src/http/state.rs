@@ -38,10 +38,17 @@ impl AppState {
         Self(Arc::new(Shared { parts, in_flight }))
     }
 
-    /// A slot for one more GraphQL request, if fewer than
-    /// `MAX_IN_FLIGHT_REQUESTS` are running.
-    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.0.in_flight).try_acquire_owned().ok()
+    /// A slot for one more GraphQL request, waiting at most
+    /// `IN_FLIGHT_WAIT_MS` while `MAX_IN_FLIGHT_REQUESTS` are running.
+    pub async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        let slots = Arc::clone(&self.0.in_flight);
+        if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+            return Some(permit);
+        }
+        tokio::time::timeout(self.config().http.in_flight_wait, slots.acquire_owned())
+            .await
+            .ok()?
+            .ok()
     }
 
     pub fn config(&self) -> &Config {
