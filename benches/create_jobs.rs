@@ -10,10 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use jobgraph::{
-    app::Application,
-    config::{Config, Secret},
-};
+use jobgraph::{app::Application, config::Config, secret::Secret};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 

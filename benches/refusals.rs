@@ -9,10 +9,7 @@
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use jobgraph::{
-    app::Application,
-    config::{Config, Secret},
-};
+use jobgraph::{app::Application, config::Config, secret::Secret};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

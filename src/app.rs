@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use crate::{
     auth::{Authenticator, JwtKeys, jwt, password::Passwords},
     cache::{ResponseCache, metrics::CacheMetrics},
-    config::{Config, Secret},
+    config::Config,
     db,
     email::Mailer,
     events::EventBus,
@@ -21,13 +21,16 @@ use crate::{
     http::{self, AppState, state::Parts},
     metrics::Metrics,
     resume_writer::ResumeWriter,
+    secret::Secret,
     tasks::{self, Handlers, TaskContext, TaskHandle, TaskMetrics, TaskSystem},
     throttle::Throttle,
     unit_of_work::Writer,
 };
 
-/// The signing key: `JWT_SECRET`, or the embedded default's local key file.
+/// The signing key: `JWT_SECRET`, or the embedded default's local key file
+/// (PostgreSQL needs `JWT_SECRET`: every replica must share the key).
 pub fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
+    config.require_shared_signing_key()?;
     match &config.jwt_secret {
         Some(secret) => Ok(secret.clone()),
         None => jwt::load_or_create_secret(&config.jwt_secret_file),

@@ -10,9 +10,9 @@ use crate::{
     app::{self, Application},
     auth::{JwtKeys, TokenSubject},
     config::Config,
-    db::{self, seed::SeedSizes},
-    graphql,
+    db, graphql,
     metrics::Metrics,
+    seed::{self, SeedSizes},
     telemetry,
 };
 
@@ -110,7 +110,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             say("migrations applied");
             Ok(())
         }
-        Command::Seed(args) => seed(config, args).await,
+        Command::Seed(args) => seed_demo(config, args).await,
         Command::ExportSchema { output } => {
             let sdl = graphql::sdl();
             match output {
@@ -139,7 +139,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn seed(config: Config, args: SeedArgs) -> anyhow::Result<()> {
+async fn seed_demo(config: Config, args: SeedArgs) -> anyhow::Result<()> {
     let db = db::connect(&config.database, &Arc::new(Metrics::new())).await?;
     db::migrate(&db).await?;
     let sizes = SeedSizes {
@@ -149,7 +149,7 @@ async fn seed(config: Config, args: SeedArgs) -> anyhow::Result<()> {
         logs: args.logs,
     };
     let started = std::time::Instant::now();
-    let report = db::seed::seed(&db, &sizes).await?;
+    let report = seed::seed(&db, &sizes).await?;
     let elapsed = started.elapsed();
     let keys = JwtKeys::new(&app::jwt_secret(&config)?, config.jwt_ttl);
     let token = keys.issue(report.demo)?;
@@ -163,8 +163,8 @@ async fn seed(config: Config, args: SeedArgs) -> anyhow::Result<()> {
     ));
     say(&format!(
         "demo login: {} / {}",
-        db::seed::DEMO_EMAIL,
-        db::seed::DEMO_PASSWORD
+        seed::DEMO_EMAIL,
+        seed::DEMO_PASSWORD
     ));
     say(&format!("demo token: {token}"));
     if let Some(path) = args.tokens_file {

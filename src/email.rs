@@ -2,36 +2,12 @@
 //! files in an outbox folder. Messages are sent only from background tasks,
 //! so an SMTP outage delays mail but loses none.
 
-use std::path::PathBuf;
-
 use lettre::{
     AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, header::ContentType},
 };
 
-use crate::config::Secret;
-
-/// Where mail goes.
-#[derive(Debug, Clone)]
-pub struct MailSettings {
-    /// `SMTP_URL`: `smtp://user:pass@host:port` (plain or `?tls=required`
-    /// for STARTTLS) or `smtps://…` (implicit TLS). Unset: the outbox.
-    pub smtp_url: Option<Secret>,
-    /// `SMTP_FROM` (default `jobgraph <noreply@jobgraph.local>`).
-    pub from: String,
-    /// `OUTBOX_DIR` (default `outbox`): where messages land without SMTP.
-    pub outbox_dir: PathBuf,
-}
-
-impl Default for MailSettings {
-    fn default() -> Self {
-        Self {
-            smtp_url: None,
-            from: "jobgraph <noreply@jobgraph.local>".to_owned(),
-            outbox_dir: PathBuf::from("outbox"),
-        }
-    }
-}
+use crate::config::MailSettings;
 
 /// A message to send.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]

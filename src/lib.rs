@@ -20,6 +20,8 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod resume_writer;
+pub mod secret;
+pub mod seed;
 pub mod tasks;
 pub mod telemetry;
 pub mod throttle;

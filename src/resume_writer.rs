@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::config::Secret;
+use crate::{config::ModelSettings, secret::Secret};
 
 /// What the resume is written from.
 #[derive(Debug, Clone)]
@@ -45,30 +45,6 @@ pub enum WriteError {
     /// Will fail the same way again (bad key, bad request).
     #[error("{0}")]
     Permanent(String),
-}
-
-/// Model API settings.
-#[derive(Debug, Clone)]
-pub struct ModelSettings {
-    /// `OPENAI_API_KEY`: without it the local writer is used.
-    pub api_key: Option<Secret>,
-    /// `OPENAI_BASE_URL` (default `https://api.openai.com/v1`).
-    pub base_url: String,
-    /// `OPENAI_MODEL` (default `gpt-4o-mini`).
-    pub model: String,
-    /// `OPENAI_TIMEOUT_SECS` (default 60).
-    pub timeout: Duration,
-}
-
-impl Default for ModelSettings {
-    fn default() -> Self {
-        Self {
-            api_key: None,
-            base_url: "https://api.openai.com/v1".to_owned(),
-            model: "gpt-4o-mini".to_owned(),
-            timeout: Duration::from_secs(60),
-        }
-    }
 }
 
 /// The local writer's model name.

@@ -3,8 +3,7 @@
 //! counters live there, so every replica counts the same attempts; without
 //! it (or while it is unreachable) each replica counts its own.
 //!
-//! A limit is written `N/WINDOW`: `10/15m`, `50/1h`, `200/1d`; `0` turns
-//! it off.
+//! Limits ([`Limit`], `N/WINDOW`) are read with the rest of the settings.
 
 use std::{
     sync::{
@@ -14,64 +13,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Context, bail};
-
-use crate::cache::ResponseCache;
-
-/// At most `max` events per `window`; `max == 0` is no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    pub max: u64,
-    pub window: Duration,
-}
-
-impl Limit {
-    pub const OFF: Limit = Limit {
-        max: 0,
-        window: Duration::from_secs(1),
-    };
-
-    pub const fn new(max: u64, window_secs: u64) -> Self {
-        Self {
-            max,
-            window: Duration::from_secs(window_secs),
-        }
-    }
-
-    /// Reads `N/WINDOW` (`s`, `m`, `h`, `d`), or `0`.
-    pub fn parse(raw: &str) -> anyhow::Result<Self> {
-        let raw = raw.trim();
-        if raw == "0" {
-            return Ok(Self::OFF);
-        }
-        let (max, window) = raw
-            .split_once('/')
-            .context("write a limit as N/WINDOW, such as 10/15m (0 turns it off)")?;
-        let max: u64 = max.trim().parse().context("N must be a whole number")?;
-        let window = window.trim();
-        let (n, unit) = window.split_at(window.len().saturating_sub(1));
-        let n: u64 = if n.is_empty() {
-            1
-        } else {
-            n.parse().context("bad window")?
-        };
-        let secs = match unit {
-            "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86_400,
-            _ => bail!("the window ends in s, m, h or d"),
-        };
-        if secs == 0 || secs > 30 * 86_400 {
-            bail!("the window must be between 1s and 30d");
-        }
-        Ok(Self::new(max, secs))
-    }
-
-    pub fn is_off(&self) -> bool {
-        self.max == 0
-    }
-}
+use crate::{cache::ResponseCache, config::Limit};
 
 /// Refused: try again after this long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,22 +78,6 @@ impl Throttle {
             Err(Exceeded { retry_after })
         } else {
             Ok(())
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limits_read_as_count_per_window() {
-        assert_eq!(Limit::parse("10/15m").unwrap(), Limit::new(10, 900));
-        assert_eq!(Limit::parse("5/s").unwrap(), Limit::new(5, 1));
-        assert_eq!(Limit::parse("200/1d").unwrap(), Limit::new(200, 86_400));
-        assert!(Limit::parse("0").unwrap().is_off());
-        for bad in ["10", "x/1m", "10/0m", "10/1y", "10/45d"] {
-            assert!(Limit::parse(bad).is_err(), "{bad}");
         }
     }
 }

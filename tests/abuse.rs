@@ -7,7 +7,7 @@
 mod common;
 
 use common::{PASSWORD, TestApp};
-use jobgraph::throttle::Limit;
+use jobgraph::config::Limit;
 use serde_json::{Value, json};
 
 const LOGIN: &str =
@@ -123,7 +123,7 @@ async fn replicas_share_their_counts_through_redis() {
     let redis = common::redis::RedisServer::start();
     let url = redis.url();
     let first = TestApp::spawn_with(|c| {
-        c.cache.redis_url = Some(jobgraph::config::Secret::new(url.clone()));
+        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url.clone()));
         c.abuse.login_per_email = Limit::new(3, 900);
     })
     .await;

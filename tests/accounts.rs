@@ -18,7 +18,7 @@ async fn two_replicas() -> (common::redis::RedisServer, TestApp, TestApp) {
     let redis = common::redis::RedisServer::start();
     let url = redis.url();
     let first = TestApp::spawn_with(move |c| {
-        c.cache.redis_url = Some(jobgraph::config::Secret::new(url));
+        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
     })
     .await;
     let second = TestApp::start(tempfile::tempdir().unwrap(), first.config.clone()).await;

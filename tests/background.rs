@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{TestApp, smtp::SmtpServer};
-use jobgraph::config::Secret;
+use jobgraph::secret::Secret;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde_json::{Value, json};
 use wiremock::{

@@ -31,7 +31,7 @@ fn redis() -> (String, Option<RedisServer>) {
 async fn app_on(url: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let url = url.to_owned();
     TestApp::spawn_with(move |c| {
-        c.cache.redis_url = Some(jobgraph::config::Secret::new(url));
+        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
         c.cache.sweep_delay = Duration::from_millis(50);
         adjust(c);
     })
@@ -120,12 +120,8 @@ async fn every_cached_kind_misses_once_then_hits_with_the_same_answer() {
 async fn entries_live_as_long_as_their_kind_says_with_a_little_jitter() {
     let (url, _server) = redis();
     let app = app_on(&url, |c| {
-        c.cache
-            .ttl
-            .insert(cache::CacheKind::JobsList, Duration::from_secs(1));
-        c.cache
-            .ttl
-            .insert(cache::CacheKind::JobDetail, Duration::from_secs(40));
+        c.cache.ttl.jobs_list = Duration::from_secs(1);
+        c.cache.ttl.job_detail = Duration::from_secs(40);
     })
     .await;
     let (token, _) = app.signup("Ttl", "admin@example.com").await;

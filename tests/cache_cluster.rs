@@ -16,7 +16,7 @@ async fn the_cache_works_on_a_cluster_and_clears_only_stale_keys_of_one_slot() {
     let cluster = RedisCluster::start();
     let url = cluster.url();
     let app = TestApp::spawn_with(move |c| {
-        c.cache.redis_url = Some(jobgraph::config::Secret::new(url));
+        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
         c.cache.sweep_delay = Duration::from_millis(100);
     })
     .await;

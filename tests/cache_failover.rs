@@ -18,7 +18,7 @@ const QUERY: &str = "{ jobs { totalCount nodes { title } } }";
 
 async fn app_on(url: String) -> TestApp {
     TestApp::spawn_with(move |c| {
-        c.cache.redis_url = Some(jobgraph::config::Secret::new(url));
+        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
         c.cache.command_timeout = Duration::from_millis(100);
     })
     .await

@@ -162,3 +162,27 @@ fn a_bad_setting_is_a_clear_start_up_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("MAX_PAGE_SIZE"));
 }
+
+#[tokio::test]
+async fn migrate_and_export_schema_need_no_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = fresh_config(&dir).await;
+    for args in [&["migrate"][..], &["export-schema"][..]] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobgraph"));
+        cmd.args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", config.database.url.expose())
+            .env("RUST_LOG", "warn");
+        if let Some(schema) = &config.database.schema {
+            cmd.env("DATABASE_SCHEMA", schema);
+        }
+        let out = stdout(&cmd.output().unwrap());
+        if args == ["export-schema"] {
+            assert!(out.contains("type Query"), "{out}");
+        }
+    }
+    // No key file was made either.
+    assert!(!dir.path().join("jobgraph.secret").exists());
+}

@@ -138,7 +138,7 @@ async fn a_postgresql_outage_is_answered_503_and_recovered_from_without_a_restar
     let mut pg = common::postgres::PgServer::start();
     let url = pg.url();
     let app = TestApp::spawn_with(move |c| {
-        c.database.url = jobgraph::config::Secret::new(url);
+        c.database.url = jobgraph::secret::Secret::new(url);
         c.database.schema = None;
         c.database.max_connections = Some(8);
         c.database.acquire_timeout = Duration::from_millis(500);
@@ -206,7 +206,7 @@ async fn a_redis_outage_under_load_fails_no_request() {
     let mut redis = common::redis::RedisServer::start();
     let url = redis.url();
     let app = TestApp::spawn_with(move |c| {
-        c.cache.redis_url = Some(jobgraph::config::Secret::new(url));
+        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
     })
     .await;
     let (token, _) = app.signup("Acme", "ada@example.com").await;

@@ -217,7 +217,7 @@ async fn a_write_cut_off_right_after_its_commit_still_makes_old_answers_unreacha
     let proxy = common::proxy::Proxy::start(([127, 0, 0, 1], redis.port).into()).await;
     let url = format!("redis://{}", proxy.addr);
     let app = TestApp::spawn_with(move |c| {
-        c.cache.redis_url = Some(jobgraph::config::Secret::new(url));
+        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
         c.cache.command_timeout = std::time::Duration::from_secs(2);
         // The server gives up on the request: its future is dropped right
         // after the commit, while the generation bump waits for Redis.

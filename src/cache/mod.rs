@@ -53,74 +53,10 @@ pub use plan::{CacheKind, CachePlan, Dep, Plan};
 use store::{MemoryStore, RedisStore, Store, StoreError};
 use sweeper::{Class, Sweeper};
 
-use crate::{config::Secret, db::enums::Role};
+use crate::{config::CacheSettings, db::enums::Role};
 
 /// Bump this when the meaning of keys or values changes between releases.
 const KEY_VERSION: &[u8; 3] = b"JG2";
-
-/// Cache settings (see the README's configuration table).
-#[derive(Debug, Clone)]
-pub struct CacheSettings {
-    /// `CACHE_ENABLED` (default true).
-    pub enabled: bool,
-    /// `REDIS_URL`: `redis://…` or `redis-cluster://…`; in-process without.
-    pub redis_url: Option<Secret>,
-    /// Lifetimes per kind: `CACHE_TTL_JOBS_LIST` (60 s), `CACHE_TTL_JOB_DETAIL`
-    /// (300 s), `CACHE_TTL_JOB_STATS` (120 s), `CACHE_TTL_LOGS` (30 s);
-    /// `CACHE_DEFAULT_EXPIRE` replaces the built-in default of every kind
-    /// not set on its own.
-    pub ttl: BTreeMap<CacheKind, Duration>,
-    /// `CACHE_TIMEOUT_MS`: the longest a cache command may take (default 100).
-    pub command_timeout: Duration,
-    /// `CACHE_KEY_PREFIX` (default `jg`): lets services or tests share a Redis.
-    pub key_prefix: String,
-    /// `CACHE_SWEEP_DELAY_MS`: how long the sweeper gathers writes before one
-    /// clearing pass (default 500).
-    pub sweep_delay: Duration,
-    /// `CACHE_SWEEP_MAX_PAGES`: SCAN pages (of 500 keys) one pattern may take
-    /// per pass (default 200).
-    pub sweep_max_pages: usize,
-    /// `CACHE_MEMORY_MAX_BYTES`: size of the in-process store, keys and
-    /// values counted (default 256 MiB).
-    pub memory_max_bytes: u64,
-    /// `CACHE_MAX_ENTRY_BYTES`: larger answers are not stored (default 1 MiB).
-    pub max_entry_bytes: usize,
-    /// `REDIS_POOL_SIZE` (default 4).
-    pub redis_pool_size: usize,
-}
-
-impl Default for CacheSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            redis_url: None,
-            ttl: default_ttls(None),
-            command_timeout: Duration::from_millis(100),
-            key_prefix: "jg".to_owned(),
-            sweep_delay: Duration::from_millis(500),
-            sweep_max_pages: 200,
-            memory_max_bytes: 256 * 1024 * 1024,
-            max_entry_bytes: 1024 * 1024,
-            redis_pool_size: 4,
-        }
-    }
-}
-
-/// SPEC's lifetimes, or `default` for every kind when given.
-pub fn default_ttls(default: Option<Duration>) -> BTreeMap<CacheKind, Duration> {
-    CacheKind::ALL
-        .into_iter()
-        .map(|kind| {
-            let builtin = match kind {
-                CacheKind::JobsList => 60,
-                CacheKind::JobDetail => 300,
-                CacheKind::JobStats => 120,
-                CacheKind::Logs => 30,
-            };
-            (kind, default.unwrap_or(Duration::from_secs(builtin)))
-        })
-        .collect()
-}
 
 /// Generations outlive every response (a lost one only costs misses).
 const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -367,21 +303,22 @@ impl ResponseCache {
         )
     }
 
+    /// The kind with the shortest lifetime among a plan's, and that lifetime.
     fn ttl_of(&self, plan: &CachePlan) -> (CacheKind, Duration) {
+        let ttl = &self.settings.ttl;
         plan.kinds
             .iter()
             .map(|k| {
-                (
-                    *k,
-                    self.settings
-                        .ttl
-                        .get(k)
-                        .copied()
-                        .unwrap_or(Duration::from_secs(60)),
-                )
+                let lifetime = match k {
+                    CacheKind::JobsList => ttl.jobs_list,
+                    CacheKind::JobDetail => ttl.job_detail,
+                    CacheKind::JobStats => ttl.job_stats,
+                    CacheKind::Logs => ttl.logs,
+                };
+                (*k, lifetime)
             })
-            .min_by_key(|(_, ttl)| *ttl)
-            .unwrap_or((CacheKind::JobsList, Duration::from_secs(60)))
+            .min_by_key(|(_, lifetime)| *lifetime)
+            .unwrap_or((CacheKind::JobsList, ttl.jobs_list))
     }
 
     /// Looks a request up: one `MGET` of its generations and its entry.
@@ -744,15 +681,5 @@ mod tests {
                 "{t:?}"
             );
         }
-    }
-
-    #[test]
-    fn default_expire_replaces_every_builtin_lifetime() {
-        assert_eq!(
-            default_ttls(None)[&CacheKind::Logs],
-            Duration::from_secs(30)
-        );
-        let all = default_ttls(Some(Duration::from_secs(7)));
-        assert!(all.values().all(|t| *t == Duration::from_secs(7)));
     }
 }

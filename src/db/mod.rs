@@ -10,7 +10,7 @@ pub mod keyset;
 pub mod logs;
 pub mod queue;
 pub mod resumes;
-pub mod seed;
+
 pub mod teams;
 pub mod users;
 

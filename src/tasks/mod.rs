@@ -43,10 +43,11 @@ use tokio_util::sync::CancellationToken;
 use crate::db::queue;
 pub use crate::db::queue::NewTask;
 use crate::{
+    config::{Limit, TaskSettings},
     db::entities::task,
     email::{Email, Mailer},
     resume_writer::ResumeWriter,
-    throttle::{Limit, Throttle},
+    throttle::Throttle,
     unit_of_work::Writer,
 };
 
@@ -65,50 +66,6 @@ pub use crate::db::queue::{EMAIL, REFRESH, RESUME, RETENTION, TaskHandle};
 /// Sending one e-mail to a user of `team_id`.
 pub fn email(tasks: &TaskHandle, team_id: i64, email: &Email) -> NewTask {
     tasks.task(EMAIL, email_payload(team_id, email))
-}
-
-/// Worker and schedule settings (see the README's configuration table).
-#[derive(Debug, Clone)]
-pub struct TaskSettings {
-    /// `WORKER_CONCURRENCY` (default 4; 0 runs no workers in this process).
-    pub concurrency: usize,
-    /// `TASK_POLL_MS` (default 500): how often idle workers look for work
-    /// enqueued by other replicas (local writes wake them at once).
-    pub poll: Duration,
-    /// `TASK_LEASE_SECS` (default 300): how long a claim lasts; a task whose
-    /// worker died is claimed again after it.
-    pub lease: Duration,
-    /// `TASK_MAX_ATTEMPTS` (default 5).
-    pub max_attempts: i32,
-    /// `TASK_BACKOFF_MS` (default 2000): the first retry delay, doubled per
-    /// attempt up to five minutes.
-    pub backoff: Duration,
-    /// `SHUTDOWN_GRACE_SECS` (default 20): how long running tasks may finish
-    /// after SIGTERM before they are handed back to the queue.
-    pub shutdown_grace: Duration,
-    /// `LOG_RETENTION_DAYS` (default 90).
-    pub retention_days: i64,
-    /// `LOG_RETENTION_INTERVAL_SECS` (default 3600).
-    pub retention_interval: Duration,
-    /// `CACHE_REFRESH_DELAY_MS` (default 250): writes within this window
-    /// share one refresh of the team's hot reads (`jobStats`, lists, log).
-    pub refresh_delay: Duration,
-}
-
-impl Default for TaskSettings {
-    fn default() -> Self {
-        Self {
-            concurrency: 4,
-            poll: Duration::from_millis(500),
-            lease: Duration::from_secs(300),
-            max_attempts: 5,
-            backoff: Duration::from_secs(2),
-            shutdown_grace: Duration::from_secs(20),
-            retention_days: 90,
-            retention_interval: Duration::from_secs(3600),
-            refresh_delay: Duration::from_millis(250),
-        }
-    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

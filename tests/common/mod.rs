@@ -14,12 +14,7 @@ pub mod smtp;
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use jobgraph::{
-    app::Application,
-    config::{Config, Secret},
-    http::AppState,
-    tasks::Handlers,
-};
+use jobgraph::{app::Application, config::Config, http::AppState, secret::Secret, tasks::Handlers};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};

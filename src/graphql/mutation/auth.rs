@@ -4,6 +4,7 @@ use serde_json::json;
 use crate::{
     auth::Viewer,
     cache::Dep,
+    config::Limit,
     db::{self, activity::Entry, enums::Role, users::NewUser},
     email,
     error::{AppError, AppResult, ErrorCode},
@@ -13,7 +14,6 @@ use crate::{
         types::{AuthPayload, User},
     },
     tasks,
-    throttle::Limit,
 };
 
 #[derive(Default)]

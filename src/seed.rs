@@ -9,14 +9,14 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use super::{
+use crate::auth::{TokenSubject, password};
+use crate::db::{
     activity::{self, Entry},
     entities::{team, user},
     enums::{JobStatus, LogLevel, Role},
     jobs::{self, NewJob},
     keyset,
 };
-use crate::auth::{TokenSubject, password};
 
 /// The demo account printed by `jobgraph seed`.
 pub const DEMO_EMAIL: &str = "demo@jobgraph.dev";
@@ -189,7 +189,7 @@ async fn seed_in(
     hash: &str,
 ) -> Result<SeedReport, DbErr> {
     let mut rng = Rng(0x6a6f_6267_7261_7068); // "jobgraph"
-    let now = super::now();
+    let now = crate::db::now();
     let ago = |rng: &mut Rng, max_days: i64| -> DateTime<Utc> {
         now - Duration::seconds(rng.below((max_days * 86_400) as usize) as i64)
     };
@@ -199,7 +199,7 @@ async fn seed_in(
         .map(|i| {
             let name = format!("{} {}", TEAM_NAMES[i % TEAM_NAMES.len()], i + 1);
             team::ActiveModel {
-                slug: Set(super::teams::slugify(&name)),
+                slug: Set(crate::db::teams::slugify(&name)),
                 name: Set(name),
                 created_at: Set(now - Duration::days(365)),
                 ..Default::default()
@@ -287,7 +287,7 @@ async fn seed_in(
                 location: Some((*rng.pick(LOCATIONS)).to_owned()),
                 url: Some(format!(
                     "https://jobs.example.com/{}/{i}",
-                    super::teams::slugify(company)
+                    crate::db::teams::slugify(company)
                 )),
                 description: Some(format!("{title} at {company}. Seeded job #{i}.")),
                 salary_min: Some(salary_min),
