@@ -79,6 +79,9 @@ pub enum AppError {
     Unavailable(std::sync::Arc<DbErr>),
     #[error("internal error")]
     Internal(std::sync::Arc<anyhow::Error>),
+    /// A DataLoader batch failed; the loader logged it once for all keys.
+    #[error("internal error")]
+    Batch(std::sync::Arc<DbErr>),
 }
 
 /// Resolver result.
@@ -94,7 +97,7 @@ impl AppError {
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Overloaded(_) => ErrorCode::Overloaded,
             Self::Limited { code, .. } => *code,
-            Self::Internal(_) => ErrorCode::Internal,
+            Self::Internal(_) | Self::Batch(_) => ErrorCode::Internal,
         }
     }
 
@@ -145,13 +148,14 @@ impl From<DbErr> for AppError {
     }
 }
 
-/// DataLoaders share one error between every key of a batch.
+/// DataLoaders share one error between every key of a batch (logged by
+/// the loader).
 impl From<std::sync::Arc<DbErr>> for AppError {
     fn from(err: std::sync::Arc<DbErr>) -> Self {
         if crate::db::is_unavailable(&err) {
             Self::Unavailable(err)
         } else {
-            Self::internal(anyhow::anyhow!("batched query failed: {err}"))
+            Self::Batch(err)
         }
     }
 }
@@ -169,8 +173,9 @@ impl From<AppError> for async_graphql::Error {
             AppError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error in a resolver");
             }
+            // Answered 503 and counted; a batch's cause is logged by its loader.
             AppError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "the database could not serve a resolver");
+                tracing::debug!(error = %cause, "the database could not serve a resolver");
             }
             _ => {}
         }

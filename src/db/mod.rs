@@ -95,6 +95,7 @@ pub async fn connect_pool(
     let metrics = Arc::clone(metrics);
     let labels = PoolLabels { pool };
     db.set_metric_callback(move |info| {
+        crate::telemetry::count_sql_statement();
         metrics.sql_statements.get_or_create(&labels).inc();
         if info.failed {
             metrics.sql_failures.get_or_create(&labels).inc();

@@ -18,6 +18,17 @@ use crate::db::{
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<DbErr>>;
 
+/// A batch that failed is logged here, once; every field that waited for
+/// it gets the same error without logging it again.
+fn failed(err: DbErr) -> Arc<DbErr> {
+    if crate::db::is_unavailable(&err) {
+        tracing::warn!(error = %err, "a batched query could not reach the database");
+    } else {
+        tracing::error!(error = %err, "a batched query failed");
+    }
+    Arc::new(err)
+}
+
 /// Shared by every loader of one request.
 #[derive(Clone)]
 pub struct Scope {
@@ -49,7 +60,9 @@ impl Loader<i64> for TeamLoader {
         // Only the caller's own team is ever visible.
         let mut out = HashMap::new();
         if keys.contains(&self.0.team_id)
-            && let Some(team) = db::teams::find(&self.0.db, self.0.team_id).await?
+            && let Some(team) = db::teams::find(&self.0.db, self.0.team_id)
+                .await
+                .map_err(failed)?
         {
             out.insert(team.id, team);
         }
@@ -64,7 +77,9 @@ impl Loader<i64> for UserLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, user::Model> {
-        let rows = db::users::by_ids(&self.0.db, self.0.team_id, keys).await?;
+        let rows = db::users::by_ids(&self.0.db, self.0.team_id, keys)
+            .await
+            .map_err(failed)?;
         Ok(rows.into_iter().map(|u| (u.id, u)).collect())
     }
 }
@@ -76,7 +91,9 @@ impl Loader<i64> for JobLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, job::Model> {
-        let rows = db::jobs::by_ids(&self.0.db, self.0.team_id, keys).await?;
+        let rows = db::jobs::by_ids(&self.0.db, self.0.team_id, keys)
+            .await
+            .map_err(failed)?;
         Ok(rows.into_iter().map(|j| (j.id, j)).collect())
     }
 }
@@ -89,7 +106,7 @@ impl Loader<i64> for ResumesByJobLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, Vec<resume::Model>> {
-        Ok(db::resumes::by_jobs(&self.0.db, keys).await?)
+        db::resumes::by_jobs(&self.0.db, keys).await.map_err(failed)
     }
 }
 
@@ -116,7 +133,8 @@ impl Loader<JobPageKey> for JobPagesLoader {
         for ((parent, filter, page), ids) in groups {
             let mut pages =
                 db::jobs::pages_by_parent(&self.0.db, self.0.team_id, parent, &ids, &filter, &page)
-                    .await?;
+                    .await
+                    .map_err(failed)?;
             for parent_id in ids {
                 let key = JobPageKey {
                     parent,
@@ -151,7 +169,8 @@ impl Loader<JobCountKey> for JobCountsLoader {
         for ((parent, filter), ids) in groups {
             let counts =
                 db::jobs::counts_by_parent(&self.0.db, self.0.team_id, parent, &ids, &filter)
-                    .await?;
+                    .await
+                    .map_err(failed)?;
             for parent_id in ids {
                 let n = counts.get(&parent_id).copied().unwrap_or(0);
                 out.insert(
@@ -188,7 +207,9 @@ impl Loader<MemberPageKey> for MemberPagesLoader {
         for ((filter, page), ids) in groups {
             // Only the caller's team has visible members.
             let mut pages = if ids.contains(&self.0.team_id) {
-                db::users::pages_by_team(&self.0.db, self.0.team_id, &filter, &page).await?
+                db::users::pages_by_team(&self.0.db, self.0.team_id, &filter, &page)
+                    .await
+                    .map_err(failed)?
             } else {
                 HashMap::new()
             };
@@ -222,8 +243,9 @@ impl Loader<LogPageKey> for LogPagesLoader {
         let groups = group_by_args(keys, |k| (k.page.clone(), k.user_id));
         let mut out = HashMap::new();
         for (page, ids) in groups {
-            let mut pages =
-                db::logs::pages_by_user(&self.0.db, self.0.team_id, &ids, &page).await?;
+            let mut pages = db::logs::pages_by_user(&self.0.db, self.0.team_id, &ids, &page)
+                .await
+                .map_err(failed)?;
             for user_id in ids {
                 let key = LogPageKey {
                     user_id,
@@ -244,7 +266,9 @@ impl Loader<i64> for LogCountsLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[i64]) -> LoadResult<i64, u64> {
-        let counts = db::logs::counts_by_user(&self.0.db, self.0.team_id, keys).await?;
+        let counts = db::logs::counts_by_user(&self.0.db, self.0.team_id, keys)
+            .await
+            .map_err(failed)?;
         Ok(keys
             .iter()
             .map(|k| (*k, counts.get(k).copied().unwrap_or(0)))
@@ -268,8 +292,14 @@ pub struct Loaders {
     pub log_counts: Cached<LogCountsLoader>,
 }
 
+/// Batches run in tasks of their own, carrying the request's span and
+/// counters (their SQL statements count towards the request).
 fn cached<L: Send + Sync + 'static>(loader: L) -> DataLoader<L, HashMapCache> {
-    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+    DataLoader::with_cache(
+        loader,
+        |batch| tokio::spawn(crate::telemetry::carry(batch)),
+        HashMapCache::default(),
+    )
 }
 
 impl Loaders {

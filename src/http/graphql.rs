@@ -305,7 +305,12 @@ async fn authenticate(
         .authenticate(state.db(), state.cache(), header)
         .await
     {
-        Ok(viewer) => Ok(viewer),
+        Ok(viewer) => {
+            if let Some(v) = viewer {
+                tracing::Span::current().record("team", v.team_id);
+            }
+            Ok(viewer)
+        }
         Err(AuthResolveError::Refused(reason)) => {
             let mut response = error_response(
                 StatusCode::UNAUTHORIZED,

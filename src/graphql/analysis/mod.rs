@@ -91,6 +91,8 @@ pub struct Analysis {
     /// The operation that will run; `None` when the document names none
     /// runnable (execution reports that).
     pub operation: Option<OperationType>,
+    /// Its name (`None`: anonymous).
+    pub name: Option<String>,
     pub tokens: u64,
     pub depth: u64,
     pub cost: u64,
@@ -239,7 +241,11 @@ impl Analyzer {
             total_selections = total_selections.saturating_add(summary.selections);
             check_summary(&summary, limits)?;
             if Some(index) == selected {
-                chosen = Some((operation.ty, summary));
+                chosen = Some((
+                    operation.ty,
+                    operations[index].0.map(|n| n.to_string()),
+                    summary,
+                ));
             }
         }
         if total_selections > limits.max_selections {
@@ -269,9 +275,10 @@ impl Analyzer {
             )?;
             check_summary(&summary, limits)?;
         }
-        let Some((ty, summary)) = chosen else {
+        let Some((ty, name, summary)) = chosen else {
             return Ok(Analysis {
                 operation: None,
+                name: None,
                 tokens,
                 depth: 0,
                 cost: 0,
@@ -294,6 +301,7 @@ impl Analyzer {
         };
         Ok(Analysis {
             operation: Some(ty),
+            name,
             tokens,
             depth: summary.depth.max(summary.intro_depth),
             cost: summary.cost(),

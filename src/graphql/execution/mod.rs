@@ -98,6 +98,7 @@ impl Answer {
     }
 
     fn with_cache(mut self, state: CacheState) -> Self {
+        tracing::Span::current().record("cache", state.label());
         self.cache = Some(state);
         self
     }
@@ -115,6 +116,8 @@ struct Call<'a> {
 /// What the plan memo knows of a request it has analysed before.
 struct Planned {
     plan: Plan,
+    /// For the request's span (a hit never parses).
+    operation: Option<String>,
 }
 
 /// Runs requests against the schema, through the cache where it can.
@@ -274,6 +277,10 @@ impl Executor {
             }
         };
         request.variables = variables;
+        if let Ok(analysis) = &analysis {
+            tracing::Span::current()
+                .record("operation", analysis.name.as_deref().unwrap_or("anonymous"));
+        }
         analysis
     }
 
@@ -314,6 +321,7 @@ impl Executor {
                 };
                 let planned = Arc::new(Planned {
                     plan: analysis.plan.clone(),
+                    operation: analysis.name.clone(),
                 });
                 self.plans.insert(hash, Arc::clone(&planned));
                 prepared = Some((request, analysis));
@@ -332,7 +340,13 @@ impl Executor {
             user_id: viewer.user_id,
         };
         match self.cache.lookup(hash, plan, &scope, purpose).await {
-            Lookup::Hit(body) => Answer::new(Outcome::Executed, body).with_cache(CacheState::Hit),
+            Lookup::Hit(body) => {
+                tracing::Span::current().record(
+                    "operation",
+                    planned.operation.as_deref().unwrap_or("anonymous"),
+                );
+                Answer::new(Outcome::Executed, body).with_cache(CacheState::Hit)
+            }
             Lookup::Bypass => match self.prepared(source, prepared) {
                 Ok((request, analysis)) => self
                     .execute(request, &analysis, call)
