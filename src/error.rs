@@ -7,12 +7,17 @@
 use async_graphql::ErrorExtensions;
 use sea_orm::DbErr;
 
-/// The stable codes clients can switch on.
+/// The stable codes clients can switch on (`extensions.code`): every error
+/// the service sends carries one of these, and only these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// No, a bad, an expired or a revoked token (HTTP 401 at request level).
     Unauthenticated,
+    /// The caller's role or team does not allow it.
     Forbidden,
+    /// The id names nothing.
     NotFound,
+    /// An input value is invalid; `extensions.fields` lists every one.
     BadUserInput,
     /// The database cannot serve the request right now (HTTP 503).
     Unavailable,
@@ -22,10 +27,92 @@ pub enum ErrorCode {
     RateLimited,
     /// A team's quota was used up (HTTP 429 with `Retry-After`).
     QuotaExceeded,
+    /// A fault of the service; the cause is logged, never sent.
     Internal,
+    /// The document does not parse (HTTP 400).
+    GraphqlParseFailed,
+    /// The document fails validation (HTTP 422).
+    GraphqlValidationFailed,
+    /// The body or query string is not a GraphQL request (HTTP 400).
+    BadRequest,
+    /// A batch holds no operation or more than `MAX_BATCH_OPERATIONS`.
+    BatchLimit,
+    /// The body is larger than `MAX_BODY_BYTES` (HTTP 413).
+    PayloadTooLarge,
+    /// The body did not arrive within `BODY_READ_TIMEOUT_MS` (HTTP 408).
+    RequestTimeout,
+    /// The request ran past `REQUEST_TIMEOUT_MS` (HTTP 504).
+    Timeout,
+    /// `Accept` allows no type this server sends (HTTP 406).
+    NotAcceptable,
+    /// The body is not `application/json` (HTTP 415).
+    UnsupportedMediaType,
+    /// A mutation over GET (HTTP 405).
+    MethodNotAllowed,
+    /// The query text is longer than `MAX_DOCUMENT_BYTES`.
+    DocumentTooLarge,
+    /// The query text holds more than `MAX_QUERY_TOKENS`.
+    TooManyTokens,
+    /// More fields than `MAX_QUERY_SELECTIONS`, fragments expanded.
+    TooManySelections,
+    /// More aliases than `MAX_QUERY_ALIASES`.
+    TooManyAliases,
+    /// More root fields than `MAX_QUERY_ROOT_FIELDS`.
+    TooManyRootFields,
+    /// Nested deeper than `MAX_QUERY_DEPTH`.
+    QueryTooDeep,
+    /// Costs more than `MAX_QUERY_COMPLEXITY`.
+    QueryTooComplex,
+    /// More directives on one selection than `MAX_QUERY_DIRECTIVES`.
+    TooManyDirectives,
+    /// A list longer than its type (or `MAX_BULK_JOBS`) allows.
+    ListTooLong,
+    /// The request's JSON nests deeper than inputs need.
+    TooDeeplyNested,
+    /// More than one `login`, `signup` or `createUser` in a document or batch.
+    TooManySignIns,
+    /// `__schema`/`__type` with `GRAPHQL_INTROSPECTION=false`.
+    IntrospectionDisabled,
+    /// The answer would be larger than `MAX_RESPONSE_BYTES`.
+    ResponseTooLarge,
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 32] = [
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::BadUserInput,
+        Self::Unavailable,
+        Self::Overloaded,
+        Self::RateLimited,
+        Self::QuotaExceeded,
+        Self::Internal,
+        Self::GraphqlParseFailed,
+        Self::GraphqlValidationFailed,
+        Self::BadRequest,
+        Self::BatchLimit,
+        Self::PayloadTooLarge,
+        Self::RequestTimeout,
+        Self::Timeout,
+        Self::NotAcceptable,
+        Self::UnsupportedMediaType,
+        Self::MethodNotAllowed,
+        Self::DocumentTooLarge,
+        Self::TooManyTokens,
+        Self::TooManySelections,
+        Self::TooManyAliases,
+        Self::TooManyRootFields,
+        Self::QueryTooDeep,
+        Self::QueryTooComplex,
+        Self::TooManyDirectives,
+        Self::ListTooLong,
+        Self::TooDeeplyNested,
+        Self::TooManySignIns,
+        Self::IntrospectionDisabled,
+        Self::ResponseTooLarge,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unauthenticated => "UNAUTHENTICATED",
@@ -37,7 +124,36 @@ impl ErrorCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::QuotaExceeded => "QUOTA_EXCEEDED",
             Self::Internal => "INTERNAL",
+            Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Self::BadRequest => "BAD_REQUEST",
+            Self::BatchLimit => "BATCH_LIMIT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::Timeout => "TIMEOUT",
+            Self::NotAcceptable => "NOT_ACCEPTABLE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::DocumentTooLarge => "DOCUMENT_TOO_LARGE",
+            Self::TooManyTokens => "TOO_MANY_TOKENS",
+            Self::TooManySelections => "TOO_MANY_SELECTIONS",
+            Self::TooManyAliases => "TOO_MANY_ALIASES",
+            Self::TooManyRootFields => "TOO_MANY_ROOT_FIELDS",
+            Self::QueryTooDeep => "QUERY_TOO_DEEP",
+            Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            Self::TooManyDirectives => "TOO_MANY_DIRECTIVES",
+            Self::ListTooLong => "LIST_TOO_LONG",
+            Self::TooDeeplyNested => "TOO_DEEPLY_NESTED",
+            Self::TooManySignIns => "TOO_MANY_SIGN_INS",
+            Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
+            Self::ResponseTooLarge => "RESPONSE_TOO_LARGE",
         }
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -217,6 +333,18 @@ impl From<AppError> for async_graphql::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_distinct_screaming_snake_case() {
+        let codes: std::collections::BTreeSet<&str> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        );
+    }
 
     #[test]
     fn internal_errors_hide_their_cause_from_clients() {

@@ -8,6 +8,7 @@ use prometheus_client::{
     metrics::{
         counter::Counter,
         family::Family,
+        gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
     },
     registry::Registry,
@@ -44,6 +45,8 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: HistogramFamily<RouteLabels>,
+    /// GraphQL requests running now (bounded by `MAX_IN_FLIGHT_REQUESTS`).
+    pub http_in_flight: Gauge,
     pub sql_statements: Family<PoolLabels, Counter>,
     pub sql_failures: Family<PoolLabels, Counter>,
     pub sql_duration: HistogramFamily<PoolLabels>,
@@ -71,6 +74,12 @@ impl Metrics {
             "Time to answer an HTTP request, by route",
             http_duration.clone(),
         );
+        let http_in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "GraphQL requests running now",
+            http_in_flight.clone(),
+        );
         let sql_statements = Family::<PoolLabels, Counter>::default();
         registry.register(
             "sql_statements",
@@ -94,6 +103,7 @@ impl Metrics {
             registry,
             http_requests,
             http_duration,
+            http_in_flight,
             sql_statements,
             sql_failures,
             sql_duration,

@@ -41,6 +41,8 @@ pub struct CacheMetrics {
     /// 1 while the store does not answer or an invalidation waits to be
     /// applied: requests are then served from the database.
     pub degraded: Gauge,
+    /// Clearing passes announced by writes and not yet run.
+    pub sweeps_pending: Gauge,
 }
 
 fn label(kind: CacheKind) -> KindLabel {
@@ -113,6 +115,11 @@ impl CacheMetrics {
             "cache_keys_removed",
             "Keys deleted by background clearing",
             self.keys_removed.clone(),
+        );
+        registry.register(
+            "cache_sweeps_pending",
+            "Clearing passes announced by writes and not yet run",
+            self.sweeps_pending.clone(),
         );
         registry.register(
             "cache_degraded",

@@ -566,7 +566,10 @@ impl ResponseCache {
         }
         for class in deps.iter().flat_map(|d| Class::cleared_by(*d)) {
             // A full queue only delays memory reuse: lifetimes still expire.
-            let _ = self.sweeper.try_send((team_id, class));
+            self.metrics.sweeps_pending.inc();
+            if self.sweeper.try_send((team_id, class)).is_err() {
+                self.metrics.sweeps_pending.dec();
+            }
         }
     }
 

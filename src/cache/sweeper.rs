@@ -92,8 +92,10 @@ impl Sweeper {
             while let Some(first) = rx.recv().await {
                 tokio::time::sleep(self.delay).await;
                 let mut batch = BTreeSet::from([first]);
+                let mut announced = 1;
                 while let Ok(next) = rx.try_recv() {
                     batch.insert(next);
+                    announced += 1;
                 }
                 let everything: BTreeSet<i64> = batch
                     .iter()
@@ -106,6 +108,7 @@ impl Sweeper {
                     }
                     self.sweep(team, class).await;
                 }
+                self.metrics.sweeps_pending.dec_by(announced);
             }
         });
     }

@@ -22,8 +22,8 @@ pub struct CacheTtls {
 }
 
 impl CacheTtls {
-    /// SPEC's lifetimes, or `default` for every kind when given
-    /// (`CACHE_DEFAULT_EXPIRE`).
+    /// The documented lifetimes (60/300/120/30 s), or `default` for every kind
+    /// when given (`CACHE_DEFAULT_EXPIRE`).
     pub fn with_default(default: Option<Duration>) -> Self {
         let or = |secs| default.unwrap_or(Duration::from_secs(secs));
         Self {

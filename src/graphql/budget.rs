@@ -13,6 +13,7 @@ use std::{
     },
 };
 
+use crate::error::ErrorCode;
 use async_graphql::{
     ErrorExtensions, ServerError, ServerResult, Value,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo},
@@ -56,7 +57,7 @@ impl ResponseBudget {
             "the answer would be larger than {} bytes (MAX_RESPONSE_BYTES): ask for fewer items or fields",
             self.max
         ))
-        .extend_with(|_, ext| ext.set("code", "RESPONSE_TOO_LARGE"));
+        .extend_with(|_, ext| ext.set("code", ErrorCode::ResponseTooLarge.as_str()));
         error.into_server_error(async_graphql::Pos::default())
     }
 }

@@ -17,6 +17,7 @@ use axum::{
 use super::{client_addr, graphiql, state::AppState};
 use crate::{
     auth::{AuthResolveError, Viewer},
+    error::ErrorCode,
     graphql::execution::{Answer, Outcome, Source, error_body},
 };
 
@@ -75,7 +76,12 @@ pub fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
 }
 
 /// A request-level error: `{"errors":[{"message","extensions":{"code"}}]}`.
-pub fn error_response(status: StatusCode, media: MediaType, code: &str, message: &str) -> Response {
+pub fn error_response(
+    status: StatusCode,
+    media: MediaType,
+    code: ErrorCode,
+    message: &str,
+) -> Response {
     respond(status, media, error_body(code, message), None)
 }
 
@@ -138,7 +144,7 @@ fn not_acceptable() -> Response {
     error_response(
         StatusCode::NOT_ACCEPTABLE,
         MediaType::Json,
-        "NOT_ACCEPTABLE",
+        ErrorCode::NotAcceptable,
         "Accept must allow application/graphql-response+json or application/json",
     )
 }
@@ -152,7 +158,7 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
-            "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::UnsupportedMediaType,
             "the body must be application/json",
         );
     }
@@ -166,7 +172,7 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
                 return error_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     media,
-                    "PAYLOAD_TOO_LARGE",
+                    ErrorCode::PayloadTooLarge,
                     &format!("the body is larger than {limit} bytes"),
                 );
             }
@@ -174,7 +180,7 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
                 let mut response = error_response(
                     StatusCode::REQUEST_TIMEOUT,
                     media,
-                    "REQUEST_TIMEOUT",
+                    ErrorCode::RequestTimeout,
                     &format!(
                         "the body did not arrive within {} ms (BODY_READ_TIMEOUT_MS)",
                         read_timeout.as_millis()
@@ -208,7 +214,7 @@ async fn run(
         Err(_) => error_response(
             StatusCode::GATEWAY_TIMEOUT,
             media,
-            "TIMEOUT",
+            ErrorCode::Timeout,
             &format!(
                 "the request did not finish within {} ms (REQUEST_TIMEOUT_MS)",
                 limit.as_millis()
@@ -221,13 +227,13 @@ async fn run(
 pub fn overloaded() -> Response {
     unavailable(
         MediaType::Json,
-        "OVERLOADED",
+        ErrorCode::Overloaded,
         "the service is at capacity: retry shortly",
     )
 }
 
 /// 503 with `Retry-After`.
-fn unavailable(media: MediaType, code: &str, message: &str) -> Response {
+fn unavailable(media: MediaType, code: ErrorCode, message: &str) -> Response {
     let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, media, code, message);
     response
         .headers_mut()
@@ -315,7 +321,7 @@ async fn authenticate(
             let mut response = error_response(
                 StatusCode::UNAUTHORIZED,
                 media,
-                "UNAUTHENTICATED",
+                ErrorCode::Unauthenticated,
                 &reason.to_string(),
             );
             response
@@ -330,7 +336,7 @@ async fn authenticate(
             );
             Err(unavailable(
                 media,
-                "SERVICE_UNAVAILABLE",
+                ErrorCode::Unavailable,
                 "the service cannot check your token right now: retry shortly",
             ))
         }

@@ -103,11 +103,29 @@ async fn request_context(request: Request, next: Next) -> Response {
 async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match state.admit().await {
         Some(permit) => {
+            let _counted = InFlight::enter(&state.metrics().http_in_flight);
             let response = next.run(request).await;
             drop(permit);
             response
         }
         None => graphql::overloaded(),
+    }
+}
+
+/// Counts a running request for as long as it lives (also when its future
+/// is dropped half-way).
+struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

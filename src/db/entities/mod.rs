@@ -1,4 +1,4 @@
-//! sea-orm entities, one per table of SPEC's data model.
+//! sea-orm entities, one per table (the data model the README's tables name).
 
 pub mod job;
 pub mod log;

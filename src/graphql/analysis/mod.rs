@@ -36,6 +36,7 @@ use self::{
 use crate::{
     cache::{CacheKind, CachePlan, Dep, Plan},
     config::{Limits, QueryLimits},
+    error::ErrorCode,
     graphql::ids::{self, Kind as IdKind},
 };
 
@@ -61,14 +62,14 @@ pub enum Caller {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// The stable `extensions.code`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// The limit and the measured value, for limits.
     pub limit: Option<(u64, u64)>,
 }
 
 impl Refusal {
-    fn limit(code: &'static str, what: &str, value: u64, max: u64, variable: &str) -> Self {
+    fn limit(code: ErrorCode, what: &str, value: u64, max: u64, variable: &str) -> Self {
         Self {
             code,
             message: format!("{what} is {value}; at most {max} is allowed ({variable})"),
@@ -78,7 +79,7 @@ impl Refusal {
 
     fn invalid(message: impl Into<String>) -> Self {
         Self {
-            code: "GRAPHQL_VALIDATION_FAILED",
+            code: ErrorCode::GraphqlValidationFailed,
             message: message.into(),
             limit: None,
         }
@@ -144,7 +145,7 @@ impl Analyzer {
         let limits = self.limits(caller);
         if query.len() as u64 > limits.max_document_bytes {
             return Err(Refusal::limit(
-                "DOCUMENT_TOO_LARGE",
+                ErrorCode::DocumentTooLarge,
                 "the document's size in bytes",
                 query.len() as u64,
                 limits.max_document_bytes,
@@ -155,7 +156,7 @@ impl Analyzer {
             .map(|n| n as u64)
             .map_err(|n| {
                 Refusal::limit(
-                    "TOO_MANY_TOKENS",
+                    ErrorCode::TooManyTokens,
                     "the number of tokens",
                     n as u64,
                     limits.max_tokens,
@@ -169,14 +170,14 @@ impl Analyzer {
     pub fn check_body(&self, body: &[u8]) -> Result<(), Refusal> {
         json_scan::check(body, self.max_list as usize).map_err(|too_much| match too_much {
             json_scan::TooMuch::List(n) => Refusal::limit(
-                "LIST_TOO_LONG",
+                ErrorCode::ListTooLong,
                 "the length of a list in the request",
                 n as u64,
                 self.max_list,
                 "MAX_BULK_JOBS",
             ),
             json_scan::TooMuch::Depth(n) => Refusal::limit(
-                "TOO_DEEPLY_NESTED",
+                ErrorCode::TooDeeplyNested,
                 "the nesting of the request's JSON",
                 n as u64,
                 json_scan::MAX_DEPTH as u64,
@@ -250,7 +251,7 @@ impl Analyzer {
         }
         if total_selections > limits.max_selections {
             return Err(Refusal::limit(
-                "TOO_MANY_SELECTIONS",
+                ErrorCode::TooManySelections,
                 "the number of selected fields in all operations",
                 total_selections,
                 limits.max_selections,
@@ -317,53 +318,53 @@ impl Analyzer {
 
 /// Refuses a measured operation over any limit, the cheapest checks first.
 fn check_summary(s: &Summary, limits: &QueryLimits) -> Result<(), Refusal> {
-    let checks: [(u64, u64, &'static str, &str, &str); 7] = [
+    let checks: [(u64, u64, ErrorCode, &str, &str); 7] = [
         (
             s.selections,
             limits.max_selections,
-            "TOO_MANY_SELECTIONS",
+            ErrorCode::TooManySelections,
             "the number of selected fields with every fragment expanded",
             "MAX_QUERY_SELECTIONS",
         ),
         (
             s.aliases,
             limits.max_aliases,
-            "TOO_MANY_ALIASES",
+            ErrorCode::TooManyAliases,
             "the number of aliases",
             "MAX_QUERY_ALIASES",
         ),
         (
             s.root_fields,
             limits.max_root_fields,
-            "TOO_MANY_ROOT_FIELDS",
+            ErrorCode::TooManyRootFields,
             "the number of root fields",
             "MAX_QUERY_ROOT_FIELDS",
         ),
         (
             s.depth,
             limits.max_depth,
-            "QUERY_TOO_DEEP",
+            ErrorCode::QueryTooDeep,
             "the query's depth",
             "MAX_QUERY_DEPTH",
         ),
         (
             s.intro_depth,
             MAX_INTROSPECTION_DEPTH,
-            "QUERY_TOO_DEEP",
+            ErrorCode::QueryTooDeep,
             "the introspection query's depth",
             "fixed",
         ),
         (
             s.cost(),
             limits.max_cost,
-            "QUERY_TOO_COMPLEX",
+            ErrorCode::QueryTooComplex,
             "the query's cost (a connection counts `first` times its items)",
             "MAX_QUERY_COMPLEXITY",
         ),
         (
             s.sign_ins,
             1,
-            "TOO_MANY_SIGN_INS",
+            ErrorCode::TooManySignIns,
             "the number of login, signup and createUser fields",
             "fixed",
         ),
@@ -555,7 +556,7 @@ impl<'a> Walker<'a> {
         if name == "__schema" || name == "__type" {
             if !self.introspection {
                 return Err(Refusal {
-                    code: "INTROSPECTION_DISABLED",
+                    code: ErrorCode::IntrospectionDisabled,
                     message: "introspection is switched off on this server (GRAPHQL_INTROSPECTION)"
                         .to_owned(),
                     limit: None,
@@ -799,7 +800,7 @@ impl<'a> Walker<'a> {
         };
         if len as u64 > max {
             return Err(Refusal::limit(
-                "LIST_TOO_LONG",
+                ErrorCode::ListTooLong,
                 &format!("the length of a list of {}", item.named()),
                 len as u64,
                 max,
@@ -818,7 +819,7 @@ impl<'a> Walker<'a> {
     fn directives(&self, directives: &[Positioned<Directive>]) -> Result<(), Refusal> {
         if directives.len() as u64 > self.limits.max_directives {
             return Err(Refusal::limit(
-                "TOO_MANY_DIRECTIVES",
+                ErrorCode::TooManyDirectives,
                 "the number of directives on one selection",
                 directives.len() as u64,
                 self.limits.max_directives,

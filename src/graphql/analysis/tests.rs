@@ -26,7 +26,7 @@ fn analyse(query: &str) -> Result<Analysis, Refusal> {
 fn code(query: &str) -> &'static str {
     match analyse(query) {
         Ok(a) => panic!("{query} should be refused, got {a:?}"),
-        Err(r) => r.code,
+        Err(r) => r.code.as_str(),
     }
 }
 

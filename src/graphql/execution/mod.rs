@@ -93,7 +93,7 @@ impl Answer {
     }
 
     /// A request-level error with a code.
-    pub fn error(outcome: Outcome, code: &str, message: &str) -> Self {
+    pub fn error(outcome: Outcome, code: ErrorCode, message: &str) -> Self {
         Self::new(outcome, error_body(code, message))
     }
 
@@ -191,7 +191,9 @@ impl Executor {
         }
         let batch = match source.decode_batch() {
             Ok(batch) => batch,
-            Err(message) => return Answer::error(Outcome::BadRequest, "BAD_REQUEST", &message),
+            Err(message) => {
+                return Answer::error(Outcome::BadRequest, ErrorCode::BadRequest, &message);
+            }
         };
         match batch {
             BatchRequest::Single(request) => self.uncached(request, call).await,
@@ -204,7 +206,7 @@ impl Executor {
         if requests.is_empty() || requests.len() > max {
             return Answer::error(
                 Outcome::BadRequest,
-                "BATCH_LIMIT",
+                ErrorCode::BatchLimit,
                 &format!(
                     "a batch holds 1 to {max} operations, not {}",
                     requests.len()
@@ -224,7 +226,7 @@ impl Executor {
         if sign_ins > 1 {
             return Answer::error(
                 Outcome::Invalid,
-                "TOO_MANY_SIGN_INS",
+                ErrorCode::TooManySignIns,
                 "a batch may hold at most one login, signup or createUser",
             );
         }
@@ -272,7 +274,7 @@ impl Executor {
                 .analyse(doc, operation.as_deref(), &variables, caller, tokens)
                 .map_err(refused),
             Err(mut error) => {
-                tag(&mut error, "GRAPHQL_PARSE_FAILED");
+                tag(&mut error, ErrorCode::GraphqlParseFailed);
                 Err(Answer::new(Outcome::ParseFailed, errors_body(&[error])))
             }
         };
@@ -312,7 +314,7 @@ impl Executor {
                 let mut request = match source.decode() {
                     Ok(request) => request,
                     Err(message) => {
-                        return Answer::error(Outcome::BadRequest, "BAD_REQUEST", &message);
+                        return Answer::error(Outcome::BadRequest, ErrorCode::BadRequest, &message);
                     }
                 };
                 let analysis = match self.prepare(&mut request, Caller::Authenticated) {
@@ -405,7 +407,7 @@ impl Executor {
         }
         let mut request = source
             .decode()
-            .map_err(|m| Answer::error(Outcome::BadRequest, "BAD_REQUEST", &m))?;
+            .map_err(|m| Answer::error(Outcome::BadRequest, ErrorCode::BadRequest, &m))?;
         let analysis = self.prepare(&mut request, Caller::Authenticated)?;
         Ok((request, analysis))
     }
@@ -455,7 +457,7 @@ impl Executor {
         if call.over_get && analysis.operation == Some(OperationType::Mutation) {
             return Answer::error(
                 Outcome::MutationOverGet,
-                "METHOD_NOT_ALLOWED",
+                ErrorCode::MethodNotAllowed,
                 "mutations must be sent with POST",
             );
         }
@@ -471,7 +473,7 @@ impl Executor {
         {
             return Answer::error(
                 Outcome::Invalid,
-                "RESPONSE_TOO_LARGE",
+                ErrorCode::ResponseTooLarge,
                 &format!(
                     "the answer would be larger than {} bytes (MAX_RESPONSE_BYTES): ask for fewer items or fields",
                     budget.max()
@@ -483,7 +485,7 @@ impl Executor {
             && response.errors.iter().all(|e| e.path.is_empty());
         if request_failed {
             for error in &mut response.errors {
-                tag(error, "GRAPHQL_VALIDATION_FAILED");
+                tag(error, ErrorCode::GraphqlValidationFailed);
             }
             // Request errors carry no `data` at all, per the spec.
             return Answer::new(Outcome::Invalid, errors_body(&response.errors));
@@ -493,7 +495,7 @@ impl Executor {
         // executing (a `DateTime` literal that does not parse, say): the
         // client's input.
         for error in &mut response.errors {
-            tag(error, "BAD_USER_INPUT");
+            tag(error, ErrorCode::BadUserInput);
         }
         let null_root = match &response.data {
             async_graphql::Value::Object(fields) => {
@@ -586,7 +588,7 @@ fn code_outcome(code: u16) -> Outcome {
 
 fn refused(refusal: Refusal) -> Answer {
     let mut extensions = serde_json::Map::new();
-    extensions.insert("code".into(), json!(refusal.code));
+    extensions.insert("code".into(), json!(refusal.code.as_str()));
     if let Some((limit, value)) = refusal.limit {
         extensions.insert("limit".into(), json!(limit));
         extensions.insert("value".into(), json!(value));
@@ -604,17 +606,17 @@ fn errors_body(errors: &[ServerError]) -> Bytes {
 }
 
 /// `{"errors":[{"message","extensions":{"code"}}]}`.
-pub fn error_body(code: &str, message: &str) -> Bytes {
-    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+pub fn error_body(code: ErrorCode, message: &str) -> Bytes {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] })
         .to_string()
         .into_bytes()
         .into()
 }
 
 /// Gives an error a code unless it has one.
-fn tag(error: &mut ServerError, code: &str) {
+fn tag(error: &mut ServerError, code: ErrorCode) {
     let ext = error.extensions.get_or_insert_with(Default::default);
     if ext.get("code").is_none() {
-        ext.set("code", code);
+        ext.set("code", code.as_str());
     }
 }

@@ -1,4 +1,5 @@
 use async_graphql::{Context, Object, SimpleObject};
+use sea_orm::Iterable;
 use tokio::sync::OnceCell;
 
 use crate::{
@@ -40,16 +41,8 @@ impl JobStats {
         self.by_status
             .get_or_try_init(|| async {
                 let counts = db::jobs::count_by_status(ctx.db()?, self.team_id).await?;
-                let all = [
-                    JobStatus::Saved,
-                    JobStatus::Applied,
-                    JobStatus::Interviewing,
-                    JobStatus::Offer,
-                    JobStatus::Rejected,
-                    JobStatus::Archived,
-                ];
                 Ok::<_, AppError>(
-                    all.into_iter()
+                    JobStatus::iter()
                         .map(|status| StatusCount {
                             status,
                             count: counts

@@ -3,11 +3,9 @@
 //! password or e-mail needs the current one; a team always keeps an active
 //! admin, even under concurrent changes; no usable secret is shipped.
 
-#![allow(clippy::unwrap_used)]
+use crate::common;
 
-mod common;
-
-use common::{PASSWORD, TestApp};
+use crate::common::{PASSWORD, TestApp};
 use serde_json::json;
 
 const UPDATE: &str =

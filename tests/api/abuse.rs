@@ -2,11 +2,9 @@
 //! through Redis), bounded password hashing, team quotas, and client
 //! addresses that only trusted proxies can set.
 
-#![allow(clippy::unwrap_used)]
+use crate::common;
 
-mod common;
-
-use common::{PASSWORD, TestApp};
+use crate::common::{PASSWORD, TestApp};
 use jobgraph::config::Limit;
 use serde_json::{Value, json};
 

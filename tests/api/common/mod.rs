@@ -5,8 +5,6 @@
 //! `DATABASE_URL` points at PostgreSQL, a fresh schema in that database
 //! (`.ci/run` creates a throwaway database per run and drops it after).
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 pub mod postgres;
 pub mod proxy;
 pub mod redis;
@@ -28,10 +26,11 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub state: AppState,
-    pub dir: TempDir,
+    /// The app's folder (its SQLite file, key and outbox), kept while it runs.
+    _dir: TempDir,
     pub config: Config,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Dropped with the app, which then shuts down gracefully.
+    _shutdown: oneshot::Sender<()>,
 }
 
 /// Whether the suite runs against PostgreSQL (`DATABASE_URL=postgres://…`).
@@ -114,17 +113,16 @@ impl TestApp {
         let addr = app.local_addr().unwrap();
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel();
-        let server = tokio::spawn(app.run_until(async {
+        tokio::spawn(app.run_until(async {
             let _ = rx.await;
         }));
         Self {
             addr,
             client: reqwest::Client::new(),
             state,
-            dir,
+            _dir: dir,
             config,
-            shutdown: Some(tx),
-            server: Some(server),
+            _shutdown: tx,
         }
     }
 
@@ -311,6 +309,30 @@ impl TestApp {
         }
     }
 
+    /// Waits until every clearing pass the cache was told about has run.
+    pub async fn sweeps_done(&self) {
+        self.eventually(15, "the announced cache sweeps", || async {
+            self.metric("jobgraph_cache_sweeps_pending").await == 0.0
+        })
+        .await;
+    }
+
+    /// Waits until no task of `kind` is queued or running.
+    pub async fn tasks_idle(&self, kind: &str) {
+        use jobgraph::db::entities::task;
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        self.eventually(20, &format!("no {kind} task left"), || async {
+            task::Entity::find()
+                .filter(task::Column::Kind.eq(kind))
+                .filter(task::Column::Status.is_in(["queued", "running"]))
+                .count(self.state.db())
+                .await
+                .unwrap()
+                == 0
+        })
+        .await;
+    }
+
     /// Files in the outbox folder, as text.
     pub fn outbox(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.config.mail.outbox_dir) else {
@@ -319,16 +341,5 @@ impl TestApp {
         entries
             .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
             .collect()
-    }
-
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) -> TempDir {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap().unwrap();
-        }
-        self.dir
     }
 }

@@ -1,13 +1,9 @@
 //! Timeouts and back-pressure: no client holds the server for long, excess
 //! load is refused at once, and a database that cannot serve is a clean 503.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, postgres_url};
+use crate::common::{TestApp, postgres_url};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -120,7 +116,10 @@ async fn requests_beyond_the_in_flight_limit_are_shed_with_503() {
         })
     };
     // Wait until the first request holds the only slot.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.eventually(5, "the first request to hold the slot", || async {
+        app.metric("jobgraph_http_requests_in_flight").await == 1.0
+    })
+    .await;
     let res = app
         .client
         .post(app.url("/graphql"))

@@ -1,17 +1,13 @@
 //! Nothing accepted is lost: the real binary is killed or stopped with
 //! tasks in flight, started again, and every task completes exactly once.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::{fresh_config, redis::free_port};
+use crate::common::{fresh_config, redis::free_port};
 use jobgraph::{config::Config, db::entities::task, metrics::Metrics};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -251,11 +247,16 @@ async fn a_killed_process_finishes_its_pending_tasks_after_restart_each_exactly_
         10,
         "each resume written exactly once after restart"
     );
-    wait_for("the ready mails", 20, async || {
-        outbox_ready_mails(dir.path()).len() >= 10
+    wait_for("the ready mails, and no mail task left", 20, async || {
+        let pending = task::Entity::find()
+            .filter(task::Column::Kind.eq("email.send"))
+            .filter(task::Column::Status.is_in(["queued", "running"]))
+            .all(&db)
+            .await
+            .unwrap();
+        outbox_ready_mails(dir.path()).len() >= 10 && pending.is_empty()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let mails = outbox_ready_mails(dir.path());
     assert_eq!(mails.len(), 10, "one mail per resume");
     let mut ids: Vec<&str> = mails
@@ -415,7 +416,10 @@ async fn sigterm_during_a_write_load_exits_within_the_deadline_and_keeps_every_a
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    wait_for("the write load to be under way", 10, async || {
+        acknowledged.lock().unwrap().len() >= 100
+    })
+    .await;
     let before = acknowledged.lock().unwrap().len();
     assert!(before > 0, "the load is running");
     let sent = Instant::now();

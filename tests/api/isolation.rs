@@ -1,13 +1,8 @@
 //! Team isolation: team A never sees team B's rows on any read path and gets
 //! FORBIDDEN on every write to them, which leaves B's rows as they were.
 
-// Helpers outside `#[test]` functions unwrap too: a panic is a test failure.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common::TestApp;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::TestApp;
 use serde_json::{Value, json};
 
 /// One team's people and rows.

@@ -1,11 +1,7 @@
 //! A nested page costs a constant handful of SQL statements, whatever its
 //! size: every relation is fetched one batch per level.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::TestApp;
+use crate::common::TestApp;
 use serde_json::json;
 
 const NESTED: &str = r#"query($n: Int!) {

@@ -2,13 +2,9 @@
 //! every request is answered from the database within the command timeout,
 //! and the service reconnects by itself. Each test owns its Redis.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     TestApp,
     redis::{RedisServer, free_port},
 };
@@ -33,6 +29,14 @@ async fn ready(app: &TestApp) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// Whether Redis on `port` answers a PING within 100 ms.
+fn redis_answers(port: u16) -> bool {
+    std::process::Command::new("timeout")
+        .args(["0.1", "redis-cli", "-p", &port.to_string(), "ping"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
 }
 
 async fn wait_for_cache(app: &TestApp, state: &str) {
@@ -95,8 +99,7 @@ async fn requests_are_served_from_the_database_while_redis_is_down_and_cached_ag
         app.metric("jobgraph_cache_degraded").await == 0.0
     })
     .await;
-    // Deferred invalidations land before this replica uses the cache again.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Deferred invalidations landed (degraded includes pending bumps).
     let (first, data) = app.cached(&token, QUERY, json!({})).await;
     assert_eq!(first, "MISS");
     assert!(data.to_string().contains("While down"));
@@ -120,7 +123,12 @@ async fn a_redis_that_freezes_during_a_write_never_serves_the_old_answer_afterwa
             .output()
             .unwrap();
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait until Redis really stops answering.
+    let frozen_deadline = Instant::now() + Duration::from_secs(5);
+    while redis_answers(port) {
+        assert!(Instant::now() < frozen_deadline, "DEBUG SLEEP never took");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let started = Instant::now();
     app.ok(
         &token,

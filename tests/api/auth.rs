@@ -1,8 +1,6 @@
 //! Sign-up, login, tokens and deactivation.
 
-mod common;
-
-use common::{PASSWORD, TestApp};
+use crate::common::{PASSWORD, TestApp};
 use serde_json::json;
 
 #[tokio::test]

@@ -2,16 +2,12 @@
 //! request id the client got back in `X-Request-Id`; logs written to a file
 //! hold no colour codes.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::{fresh_config, redis::free_port};
+use crate::common::{fresh_config, redis::free_port};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 

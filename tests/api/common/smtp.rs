@@ -2,8 +2,6 @@
 //! lettre (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), records every
 //! message, and can be told to refuse service (421) to simulate an outage.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::{
     Arc, Mutex,
     atomic::{AtomicBool, Ordering},

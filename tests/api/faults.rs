@@ -3,9 +3,7 @@
 //! recovery without a restart, no failed request for a cache outage, a
 //! bounded shutdown, and every acknowledged write present afterwards.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::{
     sync::{
@@ -15,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::TestApp;
+use crate::common::TestApp;
 use serde_json::{Value, json};
 
 const CREATE: &str =

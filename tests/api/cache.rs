@@ -2,13 +2,9 @@
 //! is set (each test under a key prefix of its own), otherwise a server the
 //! test starts itself.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
-use common::{TestApp, redis::RedisServer};
+use crate::common::{TestApp, redis::RedisServer};
 use jobgraph::{
     cache::{self, Computed, Lookup, Plan, Purpose, Scope},
     config::Config,
@@ -140,8 +136,11 @@ async fn entries_live_as_long_as_their_kind_says_with_a_little_jitter() {
         pttl(&detail[0])
     );
     assert_eq!(app.cached(&token, JOBS_LIST, json!({})).await.0, "HIT");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(app.cached(&token, JOBS_LIST, json!({})).await.0, "MISS");
+    // The one-second entry expires: the first read after it misses.
+    app.eventually(5, "the list entry to expire", || async {
+        app.cached(&token, JOBS_LIST, json!({})).await.0 == "MISS"
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -407,7 +406,7 @@ async fn a_burst_of_writes_is_cleared_by_a_few_coalesced_sweeps_that_spare_other
     let ids = app.create_jobs(&token, "Job", 2).await;
     app.create_jobs(&other, "Theirs", 1).await;
     // Let the sweeps announced by these writes pass first.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.sweeps_done().await;
     app.cached(&token, JOBS_LIST, json!({})).await;
     app.cached(&token, "{ jobStats { total } }", json!({}))
         .await;
@@ -429,7 +428,7 @@ async fn a_burst_of_writes_is_cleared_by_a_few_coalesced_sweeps_that_spare_other
         )
         .await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.sweeps_done().await;
     let left = keys(&app, &url, ":r:*");
     let job = |n: usize| {
         format!(

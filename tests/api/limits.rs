@@ -1,13 +1,9 @@
 //! Documents an attacker would send: each is refused before anything runs,
 //! with a stable code per limit, and nothing it asked for happens.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::TestApp;
+use crate::common::TestApp;
 use serde_json::{Value, json};
 
 /// 40 fragments, each spreading the next one twice (2^40 fields expanded).
@@ -165,8 +161,8 @@ async fn one_document_tries_at_most_one_password() {
 async fn the_introspection_queries_of_graphiql_and_codegen_tools_pass_without_a_token() {
     let app = TestApp::spawn().await;
     for query in [
-        include_str!("../src/graphql/analysis/testdata/introspection_default.graphql"),
-        include_str!("../src/graphql/analysis/testdata/introspection_all_options.graphql"),
+        include_str!("../../src/graphql/analysis/testdata/introspection_default.graphql"),
+        include_str!("../../src/graphql/analysis/testdata/introspection_all_options.graphql"),
     ] {
         let (status, body) = app.post(None, query, json!({})).await;
         assert_eq!(status, 200, "{body}");

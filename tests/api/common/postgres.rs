@@ -3,8 +3,6 @@
 //! given a streaming replica) without touching the machine's shared one.
 //! Run as root, the server runs as the `postgres` user (it refuses root).
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},

@@ -2,10 +2,6 @@
 //! that attempt and its worker goes on; a task ends after `max_attempts`
 //! whatever killed it; a retry that meets a newer queued duplicate merges.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::{
     sync::{
         Arc,
@@ -14,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use common::TestApp;
+use crate::common::TestApp;
 use futures::future::BoxFuture;
 use jobgraph::{
     db::{entities::task, queue::NewTask},

@@ -2,12 +2,7 @@
 //! the GraphiQL page and its assets, the operator endpoints, and errors that
 //! never carry SQL or driver text.
 
-// Helpers outside `#[test]` functions unwrap too: a panic is a test failure.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::TestApp;
+use crate::common::TestApp;
 use reqwest::{
     Response,
     header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE},

@@ -8,14 +8,10 @@
 //! `FUZZ_INPUTS` (default 20000) and `FUZZ_SEED` (default 7) set the run;
 //! the count is printed.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::{collections::HashMap, fmt::Write as _, time::Duration};
 
+use crate::common::TestApp;
 use axum::body::Body;
-use common::TestApp;
 use jobgraph::graphql::{
     analysis::types::{TypeRef, TypeTable},
     ids::{Kind, encode},

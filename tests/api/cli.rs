@@ -1,12 +1,8 @@
 //! The command line: migrate, seed (deterministic, bulk), token.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::process::{Command, Output};
 
-use common::{TestApp, fresh_config};
+use crate::common::{TestApp, fresh_config};
 use jobgraph::config::Config;
 use serde_json::json;
 

@@ -2,13 +2,9 @@
 //! keys share one slot, lookups and bumps never hit CROSSSLOT, and pattern
 //! clearing finds the keys on whichever node owns the team's slot.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, redis::RedisCluster};
+use crate::common::{TestApp, redis::RedisCluster};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +25,7 @@ async fn the_cache_works_on_a_cluster_and_clears_only_stale_keys_of_one_slot() {
         let ids = app.create_jobs(&token, &format!("T{t} job"), 3).await;
         teams.push((token, ids));
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.sweeps_done().await;
     let detail = "query($id: ID!) { job(id: $id) { title } }";
     let list = "{ jobs { nodes { title createdBy { name } } } jobStats { total } }";
     for (token, ids) in &teams {
@@ -100,7 +96,7 @@ async fn the_cache_works_on_a_cluster_and_clears_only_stale_keys_of_one_slot() {
         json!({ "id": ids[0] }),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    app.sweeps_done().await;
     let left = cluster.keys(&format!("{prefix}:*:r:*"));
     let team0: Vec<&String> = left.iter().filter(|k| k.contains("{t1}")).collect();
     // Team 0 keeps the untouched second job's detail and, at most, the list

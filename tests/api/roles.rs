@@ -1,12 +1,7 @@
 //! Roles: VIEWER reads, MEMBER writes jobs, ADMIN manages users and reads
 //! the whole team's log; a team always keeps an active admin.
 
-// Helpers outside `#[test]` functions unwrap too: a panic is a test failure.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{PASSWORD, TestApp};
+use crate::common::{PASSWORD, TestApp};
 use serde_json::{Value, json};
 
 const CREATE_JOB: &str = "mutation { createJob(input: { title: \"T\", company: \"C\" }) { id } }";

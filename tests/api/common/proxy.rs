@@ -2,8 +2,6 @@
 //! network misbehave: swallow everything (as a partition would) and cut
 //! every connection.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
 use std::{
     net::SocketAddr,
     sync::{

@@ -2,13 +2,8 @@
 //! connections: walking forwards and backwards, page info at both ends,
 //! empty pages, `totalCount`, and every refused argument combination.
 
-// Helpers outside `#[test]` functions unwrap too: a panic is a test failure.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common::TestApp;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::TestApp;
 use serde_json::{Value, json};
 
 /// One page: (node ids, cursors, pageInfo, totalCount).

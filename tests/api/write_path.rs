@@ -3,13 +3,11 @@
 //! background work it starts) that changed rows without declaring it would
 //! serve stale answers, and fails here.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{PASSWORD, TestApp};
+use crate::common::{PASSWORD, TestApp};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 

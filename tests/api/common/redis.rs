@@ -2,8 +2,6 @@
 //! standalone server (to stop and restart mid-test) and a 3-primary
 //! cluster. The machine's shared Redis on 6379 is never touched here.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
@@ -105,11 +103,6 @@ impl RedisServer {
         wait_until("redis to answer", || {
             cli(self.port, &["ping"]).as_deref() == Some("PONG")
         });
-    }
-
-    /// Runs a redis-cli command against it.
-    pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.port, args).unwrap_or_default()
     }
 }
 
