@@ -106,17 +106,6 @@ impl Config {
         }
         config.database.read(&env)?;
         config.jwt_secret = env.get("JWT_SECRET").map(Secret::new);
-        if let Some(secret) = &config.jwt_secret {
-            if secret.expose().len() < 32 {
-                bail!("JWT_SECRET must be at least 32 characters long");
-            }
-            if let Some(why) = placeholder(secret.expose()) {
-                bail!(
-                    "JWT_SECRET looks like a placeholder ({why}): anyone who has read it can sign \
-                     tokens. Set 32+ random characters, e.g. `openssl rand -base64 48`"
-                );
-            }
-        }
         if let Some(path) = env.get("JWT_SECRET_FILE") {
             config.jwt_secret_file = PathBuf::from(path);
         }
@@ -145,17 +134,30 @@ impl Config {
         self.database.is_sqlite()
     }
 
-    /// Refuses to go on without `JWT_SECRET` on PostgreSQL: replicas must
-    /// share one key. Only commands that sign or verify tokens (`serve`,
-    /// `seed`, `token`) ask; `migrate` and `export-schema` need none.
+    /// Checks the signing key before anything signs or verifies a token
+    /// (`serve`, `seed`, `token`; `migrate` and `export-schema` need none):
+    /// `JWT_SECRET` is 32+ characters and no placeholder, and PostgreSQL
+    /// needs one (every replica must share it).
     pub fn require_shared_signing_key(&self) -> anyhow::Result<()> {
-        if self.jwt_secret.is_none() && !self.is_sqlite() {
-            bail!(
+        match &self.jwt_secret {
+            Some(secret) => {
+                if secret.expose().len() < 32 {
+                    bail!("JWT_SECRET must be at least 32 characters long");
+                }
+                if let Some(why) = placeholder(secret.expose()) {
+                    bail!(
+                        "JWT_SECRET looks like a placeholder ({why}): anyone who has read it can \
+                         sign tokens. Set 32+ random characters, e.g. `openssl rand -base64 48`"
+                    );
+                }
+                Ok(())
+            }
+            None if !self.is_sqlite() => bail!(
                 "JWT_SECRET is required with a PostgreSQL DATABASE_URL: replicas must share one \
                  signing key (set 32+ random characters)"
-            );
+            ),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -244,10 +246,14 @@ mod tests {
             "abababababababababababababababababababab",
             "replace-this-with-32-random-characters-now",
         ] {
-            let err = from(&[("JWT_SECRET", bad)]).unwrap_err();
+            let config = from(&[("JWT_SECRET", bad)]).unwrap();
+            let err = config.require_shared_signing_key().unwrap_err();
             assert!(err.to_string().contains("placeholder"), "{bad}: {err}");
         }
-        assert!(from(&[("JWT_SECRET", "pX8v2QmL7wRz9KcT4nYb6HsJ1dFgA3eU")]).is_ok());
+        let good = from(&[("JWT_SECRET", "pX8v2QmL7wRz9KcT4nYb6HsJ1dFgA3eU")]).unwrap();
+        assert!(good.require_shared_signing_key().is_ok());
+        let short = from(&[("JWT_SECRET", "short")]).unwrap();
+        assert!(short.require_shared_signing_key().is_err());
     }
 
     #[test]
