@@ -110,6 +110,42 @@ async fn list_arguments_longer_than_their_type_allows_are_refused() {
 }
 
 #[tokio::test]
+async fn a_cost_or_a_list_hidden_in_a_variable_default_is_measured_like_one_sent() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.signup("Acme", "ada@example.com").await;
+    // Sent as `first: 100` this is far over the cost limit; the default
+    // must count the same when the variable is left out.
+    let nested = "query($n: Int = 100) { users(first: $n) { nodes { jobs(first: $n) { nodes { resumes { id } } } } } }";
+    let sent = refused(&app, Some(&token), nested, json!({ "n": 100 })).await;
+    assert_eq!(sent["extensions"]["code"], "QUERY_TOO_COMPLEX", "{sent}");
+    let defaulted = refused(&app, Some(&token), nested, json!({})).await;
+    assert_eq!(
+        defaulted["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{defaulted}"
+    );
+    assert_eq!(
+        defaulted["extensions"]["value"],
+        sent["extensions"]["value"]
+    );
+    // A list of statuses in a default holds each status at most once, too.
+    let error = refused(
+        &app,
+        Some(&token),
+        "query($f: JobFilter = { statusIn: [SAVED, SAVED, SAVED, SAVED, SAVED, SAVED, SAVED] }) { jobs(filter: $f) { totalCount } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(error["extensions"]["code"], "LIST_TOO_LONG", "{error}");
+    // A sent value still wins over the default.
+    app.ok(
+        &token,
+        "query($n: Int = 100) { jobs(first: $n) { totalCount } }",
+        json!({ "n": 5 }),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn unknown_directives_and_wrongly_typed_directive_arguments_are_refused() {
     let app = TestApp::spawn().await;
     let (token, _) = app.signup("Acme", "ada@example.com").await;

@@ -225,6 +225,8 @@ impl Analyzer {
         for (index, (_, operation)) in operations.iter().enumerate() {
             let operation = &operation.node;
             walker.var_defs = &operation.variable_definitions;
+            // Defaults differ between operations: check each one's afresh.
+            walker.checked_variables.clear();
             for definition in &operation.variable_definitions {
                 walker.no_directives(&definition.node.directives)?;
             }
@@ -249,15 +251,7 @@ impl Analyzer {
                 ));
             }
         }
-        if total_selections > limits.max_selections {
-            return Err(Refusal::limit(
-                ErrorCode::TooManySelections,
-                "the number of selected fields in all operations",
-                total_selections,
-                limits.max_selections,
-                "MAX_QUERY_SELECTIONS",
-            ));
-        }
+        check_total(total_selections, limits)?;
         // Fragments no operation uses are still validated (and refused as
         // unused); measure them so nothing escapes the limits.
         let measured: HashSet<&str> = walker.memo.keys().map(|(n, _)| *n).collect();
@@ -275,6 +269,8 @@ impl Analyzer {
                 },
             )?;
             check_summary(&summary, limits)?;
+            total_selections = total_selections.saturating_add(summary.selections);
+            check_total(total_selections, limits)?;
         }
         let Some((ty, name, summary)) = chosen else {
             return Ok(Analysis {
@@ -314,6 +310,21 @@ impl Analyzer {
             plan,
         })
     }
+}
+
+/// Refuses a document whose operations and fragments, every spread
+/// expanded, hold more selections than allowed in all.
+fn check_total(total_selections: u64, limits: &QueryLimits) -> Result<(), Refusal> {
+    if total_selections > limits.max_selections {
+        return Err(Refusal::limit(
+            ErrorCode::TooManySelections,
+            "the number of selected fields in all operations and fragments",
+            total_selections,
+            limits.max_selections,
+            "MAX_QUERY_SELECTIONS",
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a measured operation over any limit, the cheapest checks first.
@@ -686,12 +697,25 @@ impl<'a> Walker<'a> {
             || Some(ty) == self.table.subscription.as_deref()
     }
 
+    /// A variable's value as execution will see it: the one sent, else the
+    /// default its definition declares (a default counts like a value sent,
+    /// so a cost or a list cannot hide in it).
+    fn variable(&self, name: &Name) -> Option<&'a ConstValue> {
+        self.variables.get(name).or_else(|| {
+            self.var_defs
+                .iter()
+                .find(|d| d.node.name.node == *name)
+                .and_then(|d| d.node.default_value.as_ref())
+                .map(|v| &v.node)
+        })
+    }
+
     /// An integer argument, literal or from a variable.
     fn int_argument(&self, field: &Field, name: &str) -> Option<u64> {
         let value = field.get_argument(name)?;
         let n = match &value.node {
             Value::Number(n) => n.as_i64(),
-            Value::Variable(var) => match self.variables.get(var) {
+            Value::Variable(var) => match self.variable(var) {
                 Some(ConstValue::Number(n)) => n.as_i64(),
                 _ => None,
             },
@@ -705,7 +729,7 @@ impl<'a> Walker<'a> {
         let value = field.get_argument(name)?;
         match &value.node {
             Value::List(items) => Some(items.len() as u64),
-            Value::Variable(var) => match self.variables.get(var) {
+            Value::Variable(var) => match self.variable(var) {
                 Some(ConstValue::List(items)) => Some(items.len() as u64),
                 _ => None,
             },
@@ -717,7 +741,7 @@ impl<'a> Walker<'a> {
     fn job_id(&self, field: &Field) -> Option<i64> {
         let raw = match &field.get_argument("id")?.node {
             Value::String(s) => s.clone(),
-            Value::Variable(var) => match self.variables.get(var)? {
+            Value::Variable(var) => match self.variable(var)? {
                 ConstValue::String(s) => s.clone(),
                 _ => return None,
             },
@@ -735,7 +759,7 @@ impl<'a> Walker<'a> {
                 if !self.checked_variables.insert(key) {
                     return Ok(());
                 }
-                match self.variables.get(var) {
+                match self.variable(var) {
                     Some(v) => self.check_const_lists(v, ty),
                     None => Ok(()),
                 }

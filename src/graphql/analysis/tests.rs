@@ -120,6 +120,17 @@ fn fragments_spread_exponentially_are_measured_once_and_refused() {
 }
 
 #[test]
+fn fragments_no_operation_uses_count_toward_the_total_of_selections() {
+    let fields = "id ".repeat(400);
+    let mut doc = format!("{{ viewer {{ id }} }}\nfragment Big on Job {{ {fields} }}\n");
+    for i in 0..10 {
+        doc.push_str(&format!("fragment U{i} on Job {{ ...Big }}\n"));
+    }
+    let refused = analyse(&doc).unwrap_err();
+    assert_eq!(refused.code, "TOO_MANY_SELECTIONS", "{refused:?}");
+}
+
+#[test]
 fn fragment_cycles_are_refused_without_looping() {
     let refused =
         analyse("query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }")
