@@ -4,8 +4,11 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, Select,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
+    QueryTrait, Select,
+    sea_query::{Expr, ExprTrait},
 };
 
 use super::{
@@ -176,11 +179,8 @@ pub async fn update(
     let revokes = changes.password_hash.is_some()
         || changes.role.is_some_and(|r| r != user.role)
         || (changes.is_active == Some(false) && user.is_active);
-    let version = user.token_version;
+    let id = user.id;
     let mut active = user.into_active_model();
-    if revokes {
-        active.token_version = Set(version.saturating_add(1));
-    }
     if let Some(v) = changes.name {
         active.name = Set(v);
     }
@@ -197,7 +197,18 @@ pub async fn update(
         active.is_active = Set(v);
     }
     active.updated_at = Set(super::now());
-    active.update(db).await
+    let mut update = Users::update_many().set(active);
+    if revokes {
+        // Counted in SQL, not from the row read earlier: two changes at
+        // once each move the version on, so no older token survives either.
+        update = update.col_expr(Column::TokenVersion, Expr::col(Column::TokenVersion).add(1));
+    }
+    update
+        .filter(Column::Id.eq(id))
+        .exec_with_returning(db)
+        .await?
+        .pop()
+        .ok_or_else(|| DbErr::RecordNotFound(format!("user {id}")))
 }
 
 /// Active admins of a team (a team must keep at least one).

@@ -90,6 +90,28 @@ async fn sign_ins_and_sign_ups_are_limited_per_client_address() {
 }
 
 #[tokio::test]
+async fn registered_e_mails_cannot_be_probed_faster_than_sign_ups_are_allowed() {
+    let limited = TestApp::spawn_with(|c| c.abuse.signup_per_address = Limit::new(2, 3600)).await;
+    limited.signup("Acme", "ada@example.com").await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let (status, body) = limited
+            .post(
+                None,
+                "mutation($i: SignupInput!) { signup(input: $i) { token } }",
+                json!({ "i": { "teamName": format!("T{i}"), "name": "A", "email": "ada@example.com", "password": PASSWORD } }),
+            )
+            .await;
+        statuses.push((status, body["errors"][0]["extensions"]["code"].clone()));
+    }
+    // The first sign-up used one of the two; one probe is answered, the
+    // next is refused before the e-mail is looked up.
+    assert_eq!(statuses[0], (200, json!("BAD_USER_INPUT")), "{statuses:?}");
+    assert_eq!(statuses[1], (429, json!("RATE_LIMITED")), "{statuses:?}");
+    assert_eq!(statuses[2], (429, json!("RATE_LIMITED")), "{statuses:?}");
+}
+
+#[tokio::test]
 async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     let untrusted = TestApp::spawn_with(|c| c.abuse.login_per_address = Limit::new(2, 900)).await;
     // Claiming other addresses does not help a client that is no proxy.

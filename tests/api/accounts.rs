@@ -5,7 +5,8 @@
 
 use crate::common;
 
-use crate::common::{PASSWORD, TestApp};
+use crate::common::{PASSWORD, TestApp, postgres_url};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
 const UPDATE: &str =
@@ -155,28 +156,95 @@ async fn addresses_with_display_names_or_brackets_are_not_e_mails() {
     }
 }
 
+/// Holds every team's row lock (PostgreSQL) or the write lock (SQLite) on
+/// a connection of its own, so the changes under test queue behind it.
+async fn hold_teams(app: &TestApp) -> (sea_orm::DatabaseConnection, sea_orm::DatabaseTransaction) {
+    let db = jobgraph::db::connect_pool(
+        &app.config.database,
+        Some(1),
+        &std::sync::Arc::new(jobgraph::metrics::Metrics::new()),
+        "test",
+    )
+    .await
+    .unwrap();
+    let txn = jobgraph::db::begin_write(&db).await.unwrap();
+    let lock = if postgres_url().is_some() {
+        "SELECT id FROM teams FOR UPDATE"
+    } else {
+        "UPDATE teams SET name = name WHERE id = -1"
+    };
+    txn.execute_unprepared(lock).await.unwrap();
+    (db, txn)
+}
+
+/// PostgreSQL sessions waiting for a row lock on `teams`.
+async fn waiting_for_teams(db: &sea_orm::DatabaseConnection) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND query ILIKE '%FROM teams%FOR UPDATE%'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+/// Both changes are held until each has checked its token and is about to
+/// count the team's admins; then they race. On PostgreSQL (READ COMMITTED)
+/// both would count two admins without the team's row lock; SQLite
+/// serialises write transactions, so there the test shows the rule, not
+/// the lock.
 #[tokio::test]
 async fn two_admins_deactivating_each_other_at_once_leave_one_active() {
     let app = TestApp::spawn().await;
     let deactivate = "mutation($id: ID!) { deactivateUser(id: $id) { id } }";
-    for round in 0..10 {
+    for round in 0..5 {
         let (a, a_id) = app
             .signup(&format!("Team {round}"), &format!("a{round}@example.com"))
             .await;
         let (b, b_id) = app
             .add_user(&a, &format!("b{round}@example.com"), "ADMIN")
             .await;
-        let (by_a, by_b) = tokio::join!(
+        let (_held_db, held) = hold_teams(&app).await;
+        let release = async {
+            if postgres_url().is_some() {
+                app.eventually(10, "both changes to wait for the team's lock", || async {
+                    waiting_for_teams(app.state.db()).await == 2
+                })
+                .await;
+            } else {
+                app.eventually(10, "both changes to be running", || async {
+                    app.metric("jobgraph_http_requests_in_flight").await == 2.0
+                })
+                .await;
+            }
+            held.rollback().await.unwrap();
+        };
+        let (by_a, by_b, ()) = tokio::join!(
             app.post(Some(&a), deactivate, json!({ "id": b_id })),
             app.post(Some(&b), deactivate, json!({ "id": a_id })),
+            release,
         );
-        let succeeded: Vec<&str> = [("a", &by_a), ("b", &by_b)]
+        let (won, lost): (Vec<_>, Vec<_>) = [("a", &by_a), ("b", &by_b)]
             .into_iter()
-            .filter(|(_, (_, body))| body.get("errors").is_none())
-            .map(|(who, _)| who)
-            .collect();
-        assert_eq!(succeeded.len(), 1, "round {round}: {by_a:?} / {by_b:?}");
-        let survivor = if succeeded[0] == "a" { &a } else { &b };
+            .partition(|(_, (_, body))| body.get("errors").is_none());
+        assert_eq!(won.len(), 1, "round {round}: {by_a:?} / {by_b:?}");
+        let refusal = &lost[0].1.1["errors"][0];
+        if postgres_url().is_some() {
+            // Both were past their token check: only the admin rule can
+            // have refused the second.
+            assert_eq!(refusal["extensions"]["code"], "BAD_USER_INPUT", "{refusal}");
+            assert!(
+                refusal["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("active admin"),
+                "{refusal}"
+            );
+        }
+        let survivor = if won[0].0 == "a" { &a } else { &b };
         let data = app
             .ok(
                 survivor,

@@ -14,6 +14,7 @@ use crate::{
         types::{AuthPayload, User},
     },
     tasks,
+    throttle::address_key,
 };
 
 #[derive(Default)]
@@ -30,17 +31,19 @@ impl AuthMutation {
         let email = check.email("email", &input.email);
         check.password("password", &input.password);
         check.finish(())?;
-        if db::users::email_taken(&services.db, &email).await? {
-            return Err(AppError::invalid("input.email", "is already registered"));
-        }
+        // Counted before the e-mail is looked up: "is already registered"
+        // cannot be probed faster than sign-ups are allowed.
         if let Some(addr) = ctx.client_addr() {
             limit(
                 ctx,
                 "signup-address",
-                &addr.to_string(),
+                &address_key(addr),
                 services.config.abuse.signup_per_address,
             )
             .await?;
+        }
+        if db::users::email_taken(&services.db, &email).await? {
+            return Err(AppError::invalid("input.email", "is already registered"));
         }
         let hash = services.auth.passwords().hash(input.password).await?;
 
@@ -108,7 +111,7 @@ impl AuthMutation {
             limit(
                 ctx,
                 "login-address",
-                &addr.to_string(),
+                &address_key(addr),
                 abuse.login_per_address,
             )
             .await?;
