@@ -177,12 +177,22 @@ impl Application {
             http::server::serve(self.listener, router, limits, signal, deadline),
             drain_tasks,
         );
-        self.state.tasks().context().db.clone().close().await.ok();
-        self.state.db().clone().close().await.ok();
+        // A pool closes once its connections are back; one still stuck in
+        // a statement (or waiting for a lock) must not hold the exit.
+        let close = async {
+            self.state.tasks().context().db.clone().close().await.ok();
+            self.state.db().clone().close().await.ok();
+        };
+        if tokio::time::timeout(POOL_CLOSE_LIMIT, close).await.is_err() {
+            tracing::warn!("database connections still busy at exit: left to the database to end");
+        }
         tracing::info!("jobgraph stopped");
         Ok(())
     }
 }
+
+/// How long the exit waits for pooled connections to close.
+const POOL_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// reqwest, lettre, sqlx and fred all use rustls; only ring is built, and it
 /// is made the process default so every TLS client agrees.

@@ -88,7 +88,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    let result = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config));
+    // Work still stuck past the shutdown deadline (a blocking call that
+    // never returns) does not hold the process.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "jobgraph failed");

@@ -5,9 +5,10 @@
 //! namespaces it touched, and the events it causes. [`UnitOfWork::commit`]
 //! then commits and, in this order: makes every cached answer that depended
 //! on the touched namespaces unreachable, wakes the workers, publishes the
-//! events. Those steps run in a task of their own that is awaited but not
-//! owned by the caller: a client that disconnects right after the commit
-//! cannot leave stale answers behind.
+//! events. The commit and those steps run in a task of their own that is
+//! awaited but not owned by the caller: a client that disconnects (or a
+//! request cut off by its timeout) once the change is complete cannot leave
+//! it committed with stale answers behind.
 //!
 //! A write to a team's jobs, users, log or resumes also schedules the
 //! coalesced refresh of the team's hot cached reads, whichever write it is.
@@ -18,6 +19,7 @@ use std::{
 };
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use tracing::Instrument;
 
 use crate::{
     cache::{Dep, ResponseCache},
@@ -122,8 +124,8 @@ impl UnitOfWork {
     /// Commits, then invalidates, wakes and publishes (see the module doc).
     pub async fn commit(self) -> Result<Committed, DbErr> {
         let (committed, after) = self.commit_only().await?;
-        if let Err(error) = after.await {
-            tracing::error!(%error, "the steps after a commit failed");
+        if after.await.is_err() {
+            tracing::error!("the steps after a commit failed");
         }
         Ok(committed)
     }
@@ -135,7 +137,35 @@ impl UnitOfWork {
         Ok(self.commit_only().await?.0)
     }
 
-    async fn commit_only(mut self) -> Result<(Committed, tokio::task::JoinHandle<()>), DbErr> {
+    /// Hands the whole commit to a task of its own: once a change is
+    /// complete, the caller going away (a client disconnecting, the request
+    /// timeout) can no longer stop it between the COMMIT and the steps that
+    /// make old answers unreachable. The returned handle ends when those
+    /// steps have run.
+    async fn commit_only(self) -> Result<(Committed, tokio::task::JoinHandle<()>), DbErr> {
+        let (answer, committed) = tokio::sync::oneshot::channel();
+        let after = tokio::spawn(
+            async move {
+                match self.write_and_commit().await {
+                    Ok((committed, follow_up)) => {
+                        let _ = answer.send(Ok(committed));
+                        follow_up.run().await;
+                    }
+                    Err(error) => {
+                        let _ = answer.send(Err(error));
+                    }
+                }
+            }
+            .instrument(tracing::Span::current()),
+        );
+        let committed = committed
+            .await
+            .map_err(|_| DbErr::Custom("the commit ended without an answer".into()))??;
+        Ok((committed, after))
+    }
+
+    /// Writes the entries and tasks, commits, and returns what must follow.
+    async fn write_and_commit(mut self) -> Result<(Committed, FollowUp), DbErr> {
         let refreshes: Vec<NewTask> = self
             .touched
             .iter()
@@ -151,22 +181,33 @@ impl UnitOfWork {
             tasks: self.tasks.len(),
             events: self.events.len(),
         };
-        let writer = self.writer;
-        let touched = committed.touched.clone();
-        let wake = committed.tasks > 0;
-        let events = self.events;
-        // Not cancelled with the caller: the spawned task runs to the end
-        // even if this future is dropped while awaiting it.
-        let after = tokio::spawn(async move {
-            for (team_id, deps) in &touched {
-                let deps: Vec<Dep> = deps.iter().copied().collect();
-                writer.cache.invalidate(*team_id, &deps).await;
-            }
-            if wake {
-                writer.tasks.wake();
-            }
-            writer.events.publish(events);
-        });
-        Ok((committed, after))
+        let follow_up = FollowUp {
+            writer: self.writer,
+            touched: committed.touched.clone(),
+            wake: committed.tasks > 0,
+            events: self.events,
+        };
+        Ok((committed, follow_up))
+    }
+}
+
+/// What runs after a commit, in order.
+struct FollowUp {
+    writer: Writer,
+    touched: BTreeMap<i64, BTreeSet<Dep>>,
+    wake: bool,
+    events: Vec<Event>,
+}
+
+impl FollowUp {
+    async fn run(self) {
+        for (team_id, deps) in &self.touched {
+            let deps: Vec<Dep> = deps.iter().copied().collect();
+            self.writer.cache.invalidate(*team_id, &deps).await;
+        }
+        if self.wake {
+            self.writer.tasks.wake();
+        }
+        self.writer.events.publish(self.events);
     }
 }

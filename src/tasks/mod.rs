@@ -39,6 +39,7 @@ use prometheus_client::{
 use sea_orm::DatabaseConnection;
 use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::db::queue;
 pub use crate::db::queue::NewTask;
@@ -233,7 +234,20 @@ impl TaskSystem {
         let mut handed_back = false;
         loop {
             let next = if handed_back {
-                workers.join_next().await
+                // Handing back is a write; one that cannot be made now
+                // (the database is away or locked) is left to the lease.
+                match tokio::time::timeout_at(deadline + HAND_BACK_LIMIT, workers.join_next()).await
+                {
+                    Ok(next) => next,
+                    Err(_) => {
+                        tracing::warn!(
+                            running = workers.len(),
+                            "tasks could not be handed back in time: their leases will expire"
+                        );
+                        workers.abort_all();
+                        break;
+                    }
+                }
             } else {
                 match tokio::time::timeout_at(deadline, workers.join_next()).await {
                     Ok(next) => next,
@@ -255,6 +269,9 @@ impl TaskSystem {
         tracing::info!("background workers stopped");
     }
 }
+
+/// How long workers get, after the grace period, to hand their tasks back.
+const HAND_BACK_LIMIT: Duration = Duration::from_millis(500);
 
 async fn worker(system: Arc<TaskSystem>, name: String) {
     let ctx = &system.ctx;
@@ -286,8 +303,19 @@ async fn worker(system: Arc<TaskSystem>, name: String) {
     }
 }
 
-/// Runs one claimed task to completion, retry, failure or release.
+/// Runs one claimed task to completion, retry, failure or release, in a
+/// span of its own (every log line of the attempt names the task).
 async fn run(system: &TaskSystem, worker: &str, task: task::Model) {
+    let span = tracing::info_span!(
+        "task",
+        id = task.id,
+        kind = %task.kind,
+        attempt = task.attempts,
+    );
+    settle(system, worker, task).instrument(span).await;
+}
+
+async fn settle(system: &TaskSystem, worker: &str, task: task::Model) {
     let ctx = &system.ctx;
     let kind = TaskMetrics::kind(&task.kind);
     let waited = (crate::db::now() - task.run_at)
@@ -301,12 +329,22 @@ async fn run(system: &TaskSystem, worker: &str, task: task::Model) {
     // Stop well before the lease runs out, so no other worker can start it
     // while this attempt is still going.
     let limit = ctx.settings.lease.mul_f64(0.9);
-    // A handler that panics fails this attempt; the worker goes on.
-    let attempt = std::panic::AssertUnwindSafe(dispatch(ctx, &task)).catch_unwind();
+    // The attempt runs as a task of its own: a handler that panics fails
+    // this attempt, and one that hangs (or keeps a thread busy) is left
+    // behind at the limit; either way the worker goes on.
+    let attempt = tokio::spawn({
+        let ctx = Arc::clone(&system.ctx);
+        let task = task.clone();
+        async move { dispatch(&ctx, &task).await }.in_current_span()
+    });
+    let cancel = attempt.abort_handle();
     let outcome = tokio::select! {
         outcome = tokio::time::timeout(limit, attempt) => Some(outcome),
         () = system.abandon.cancelled() => None,
     };
+    if !matches!(outcome, Some(Ok(Ok(_)))) {
+        cancel.abort();
+    }
     ctx.metrics
         .duration
         .get_or_create(&kind)
@@ -332,8 +370,11 @@ async fn run(system: &TaskSystem, worker: &str, task: task::Model) {
         Some(outcome) => {
             let failure = match outcome {
                 Ok(Ok(Err(failure))) => failure,
-                Ok(Err(panic)) => Failure::Retry {
-                    message: format!("the handler panicked: {}", panic_message(&panic)),
+                Ok(Err(join)) => Failure::Retry {
+                    message: match join.try_into_panic() {
+                        Ok(panic) => format!("the handler panicked: {}", panic_message(&panic)),
+                        Err(_) => "the attempt was cancelled".to_owned(),
+                    },
                     after: None,
                 },
                 Err(_) => Failure::Retry {

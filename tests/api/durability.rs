@@ -470,3 +470,96 @@ async fn sigterm_during_a_write_load_exits_within_the_deadline_and_keeps_every_a
         before
     );
 }
+
+#[tokio::test]
+async fn sigterm_with_a_request_stuck_in_flight_exits_at_the_deadline() {
+    use sea_orm::ConnectionTrait;
+    let dir = tempfile::tempdir().unwrap();
+    let config = fresh_config(&dir).await;
+    let mut proc = spawn(
+        &config,
+        dir.path(),
+        "http://127.0.0.1:9",
+        &[
+            ("SHUTDOWN_GRACE_SECS", "2"),
+            ("REQUEST_TIMEOUT_MS", "60000"),
+            ("STATEMENT_TIMEOUT_MS", "60000"),
+        ],
+    );
+    let data = proc
+        .gql(
+            None,
+            "mutation { signup(input: {teamName: \"Stuck\", name: \"Ada\", email: \"ada@example.com\", password: \"password-123\"}) { token } }",
+            json!({}),
+        )
+        .await;
+    let token = data["signup"]["token"].as_str().unwrap().to_owned();
+    // Another connection holds the lock a write needs, for as long as the
+    // test likes: the write below waits on it, well past the deadline.
+    let db = database(&config).await;
+    let held = jobgraph::db::begin_write(&db).await.unwrap();
+    let lock = if crate::common::postgres_url().is_some() {
+        "LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE"
+    } else {
+        "UPDATE teams SET name = name WHERE id = -1"
+    };
+    held.execute_unprepared(lock).await.unwrap();
+    let stuck = tokio::spawn({
+        let url = format!("{}/graphql", proc.url);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": "mutation { createJob(input: { title: \"Stuck\", company: \"Co\" }) { id } }" }))
+                .send()
+                .await
+        }
+    });
+    wait_for("the write to be running", 10, async || {
+        let metrics = reqwest::get(format!("{}/metrics", proc.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics.contains("jobgraph_http_requests_in_flight 1")
+    })
+    .await;
+    let sent = Instant::now();
+    proc.terminate();
+    let (status, proc) = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = proc.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "no exit: {}", proc.log());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, proc)
+    })
+    .await
+    .unwrap();
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "exit took {took:?} (deadline 2 s): {}",
+        proc.log()
+    );
+    assert!(status.success(), "{}", proc.log());
+    assert!(
+        proc.log().contains("shutdown deadline reached"),
+        "{}",
+        proc.log()
+    );
+    // The client was not answered; its write never happened.
+    assert!(stuck.await.unwrap().is_err());
+    held.rollback().await.unwrap();
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let jobs = jobgraph::db::entities::job::Entity::find()
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 0);
+    println!("SIGTERM with a request stuck: exited in {took:?} (deadline 2 s)");
+}

@@ -43,6 +43,24 @@ impl TaskHandler for Hangs {
     }
 }
 
+/// Keeps its thread busy (never yields) until released.
+struct Blocks(Arc<std::sync::atomic::AtomicBool>);
+
+impl TaskHandler for Blocks {
+    fn run<'a>(
+        &'a self,
+        _: &'a TaskContext,
+        _: &'a task::Model,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            while !self.0.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Fails its first attempt after a newer duplicate was queued meanwhile.
 struct DuplicatedWhileRunning(Arc<AtomicUsize>);
 
@@ -162,6 +180,39 @@ async fn a_hanging_handler_times_out_and_the_worker_keeps_serving() {
     let failed = tasks_of(&app, "test.hang").await.remove(0);
     assert!(failed.last_error.unwrap().contains("timed out"));
     worker_still_serves(&app, &token).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_never_yields_its_thread_does_not_stop_its_worker() {
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app = TestApp::spawn_with_handlers(
+        |c| {
+            c.tasks.concurrency = 1;
+            c.tasks.lease = Duration::from_secs(1);
+        },
+        handlers(vec![("test.block", Arc::new(Blocks(Arc::clone(&release))))]),
+    )
+    .await;
+    let (token, _) = app.signup("Acme", "ada@example.com").await;
+    enqueue(
+        &app,
+        NewTask {
+            max_attempts: 1,
+            ..NewTask::new("test.block", json!({}))
+        },
+    )
+    .await;
+    app.eventually(15, "the blocked attempt to be given up", || async {
+        tasks_of(&app, "test.block")
+            .await
+            .first()
+            .is_some_and(|t| t.status == "failed")
+    })
+    .await;
+    // The only worker serves the next task while the handler still holds
+    // its thread.
+    worker_still_serves(&app, &token).await;
+    release.store(true, Ordering::SeqCst);
 }
 
 #[tokio::test]

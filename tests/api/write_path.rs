@@ -55,9 +55,13 @@ async fn bumps(app: &TestApp) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// The namespaces whose change makes a table's rows stale in answers.
-fn namespaces_of(table: &str) -> &'static [&'static str] {
+/// The namespaces a change to a table must bump. New rows of `jobs` only
+/// make the team's lists stale (no answer about a job that did not exist
+/// was cached); a changed or deleted job also makes its own detail stale,
+/// and any resume change shows in its job's detail and the team's lists.
+fn required(table: &str, grew: bool) -> &'static [&'static str] {
     match table {
+        "jobs" if grew => &["jobs"],
         "jobs" => &["jobs", "job"],
         "resumes" => &["resumes", "job"],
         "users" | "teams" => &["users"],
@@ -66,12 +70,72 @@ fn namespaces_of(table: &str) -> &'static [&'static str] {
     }
 }
 
+/// The tables and bumps before a change.
+struct Before {
+    name: String,
+    tables: BTreeMap<&'static str, String>,
+    bumps: BTreeMap<String, f64>,
+}
+
+async fn before(app: &TestApp, name: &str) -> Before {
+    Before {
+        name: name.to_owned(),
+        tables: fingerprints(app).await,
+        bumps: bumps(app).await,
+    }
+}
+
+/// Waits (the steps after a commit run just after it) until every table
+/// changed since `before` has every namespace it requires bumped; fails
+/// with what is missing otherwise, or when nothing changed at all.
+async fn assert_declared(app: &TestApp, before: Before) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let tables = fingerprints(app).await;
+        let bumped: BTreeSet<String> = bumps(app)
+            .await
+            .into_iter()
+            .filter(|(ns, n)| before.bumps.get(ns).copied().unwrap_or(0.0) < *n)
+            .map(|(ns, _)| ns)
+            .collect();
+        let changed: Vec<(&str, bool)> = tables
+            .iter()
+            .filter(|(t, f)| before.tables.get(*t) != Some(*f))
+            .map(|(t, f)| {
+                let rows = |f: &str| f.split('/').next().unwrap_or("").parse::<u64>().ok();
+                let grew = rows(f) > before.tables.get(t).and_then(|b| rows(b));
+                (*t, grew)
+            })
+            .collect();
+        let missing: Vec<String> = changed
+            .iter()
+            .flat_map(|(table, grew)| {
+                required(table, *grew)
+                    .iter()
+                    .filter(|ns| !bumped.contains(**ns))
+                    .map(move |ns| format!("{table} → {ns}"))
+            })
+            .collect();
+        if !changed.is_empty() && missing.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: changed {changed:?} but did not bump {missing:?} (bumped {bumped:?})",
+            before.name
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_mutation_declares_what_each_table_it_changed_makes_stale() {
-    let app = TestApp::spawn().await;
+    // No workers: what a mutation's background work writes is audited on
+    // its own (below), not credited to the mutation.
+    let app = TestApp::spawn_with(|c| c.tasks.concurrency = 0).await;
     let mut covered = BTreeSet::new();
-    // Each step: a mutation (and, for generateResume, the background work it
-    // starts), then the tables it changed against the namespaces it bumped.
+    // Each step: a mutation, then the tables it changed against the
+    // namespaces it bumped.
     async fn step(
         app: &TestApp,
         covered: &mut BTreeSet<&'static str>,
@@ -80,48 +144,14 @@ async fn every_mutation_declares_what_each_table_it_changed_makes_stale() {
         query: &str,
         variables: serde_json::Value,
     ) -> serde_json::Value {
-        let tables_before = fingerprints(app).await;
-        let bumps_before = bumps(app).await;
+        let before = before(app, name).await;
         let (status, body) = app.post(token, query, variables).await;
         assert_eq!(status, 200, "{name}: {body}");
         assert!(body.get("errors").is_none(), "{name}: {body}");
-        if name == "generateResume" {
-            let id = body["data"]["generateResume"]["id"].clone();
-            app.eventually(20, "the resume to be written", || async {
-                let data = app
-                    .ok(
-                        token.unwrap(),
-                        "query($id: ID!) { resume(id: $id) { status } }",
-                        json!({ "id": id }),
-                    )
-                    .await;
-                data["resume"]["status"] == "READY"
-            })
-            .await;
-        }
-        let tables_after = fingerprints(app).await;
-        let bumps_after = bumps(app).await;
-        let bumped: BTreeSet<String> = bumps_after
-            .iter()
-            .filter(|(ns, n)| bumps_before.get(*ns).copied().unwrap_or(0.0) < **n)
-            .map(|(ns, _)| ns.clone())
-            .collect();
-        let changed: Vec<&str> = tables_after
-            .iter()
-            .filter(|(t, f)| tables_before.get(*t) != Some(*f))
-            .map(|(t, _)| *t)
-            .collect();
-        assert!(!changed.is_empty(), "{name} changed nothing");
-        for table in changed {
-            assert!(
-                namespaces_of(table).iter().any(|ns| bumped.contains(*ns)),
-                "{name} changed `{table}` but bumped only {bumped:?}"
-            );
-        }
+        assert_declared(app, before).await;
         covered.insert(name);
         body["data"].clone()
     }
-
     let data = step(&app, &mut covered, "signup", None,
         "mutation($i: SignupInput!) { signup(input: $i) { token } }",
         json!({ "i": { "teamName": "Acme", "name": "Ada", "email": "ada@example.com", "password": PASSWORD } })).await;
@@ -209,17 +239,182 @@ async fn every_mutation_declares_what_each_table_it_changed_makes_stale() {
     );
 }
 
+/// What the background handlers write (a resume written, a resume failed
+/// for good, log retention) declares what it makes stale, audited apart
+/// from the mutations that started them: the requests go to a replica
+/// without workers, the background work runs on a second replica started
+/// afterwards, and only the second replica's bumps count. The model API
+/// answers each resume after a pause of its own, so each handler write
+/// lands in an audit window of its own.
 #[tokio::test]
-async fn a_write_cut_off_right_after_its_commit_still_makes_old_answers_unreachable() {
+async fn every_background_write_declares_what_it_makes_stale() {
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{body_string_contains, method},
+    };
+    let model = MockServer::start().await;
+    let answer = |status: u16, pause_ms: u64| {
+        ResponseTemplate::new(status)
+            .set_delay(std::time::Duration::from_millis(pause_ms))
+            .set_body_json(if status == 200 {
+                json!({
+                    "id": "chatcmpl-test",
+                    "model": "stand-in-model",
+                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": "A resume." }, "finish_reason": "stop" }]
+                })
+            } else {
+                json!({ "error": { "message": "bad request" } })
+            })
+    };
+    Mock::given(method("POST"))
+        .and(body_string_contains("Job: Fortunate"))
+        .respond_with(answer(200, 300))
+        .mount(&model)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("Job: Doomed"))
+        .respond_with(answer(400, 2000))
+        .mount(&model)
+        .await;
+    let url = model.uri();
+    let app = TestApp::spawn_with(move |c| {
+        c.model.api_key = Some(jobgraph::secret::Secret::new("sk-test-0123456789"));
+        c.model.base_url = url;
+        c.model.model = "stand-in-model".into();
+        c.tasks.retention_days = 30;
+        c.tasks.retention_interval = std::time::Duration::from_millis(300);
+        c.tasks.concurrency = 0;
+    })
+    .await;
+    let (token, _) = app.signup("Acme", "ada@example.com").await;
+    let generate = "mutation($id: ID!) { generateResume(jobId: $id) { id } }";
+    let mut resumes = Vec::new();
+    for title in ["Fortunate", "Doomed"] {
+        let job = app.create_jobs(&token, title, 1).await.remove(0);
+        let data = app.ok(&token, generate, json!({ "id": job })).await;
+        resumes.push(data["generateResume"]["id"].clone());
+    }
+    let status_of = |resume: &serde_json::Value| {
+        let (app, token, resume) = (&app, &token, resume.clone());
+        async move {
+            let data = app
+                .ok(
+                    token,
+                    "query($id: ID!) { resume(id: $id) { status } }",
+                    json!({ "id": resume }),
+                )
+                .await;
+            data["resume"]["status"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // The worker replica: everything it bumps, its handlers bumped.
+    let generating = Before {
+        name: "the resume handler (GENERATING)".into(),
+        tables: fingerprints(&app).await,
+        bumps: BTreeMap::new(),
+    };
+    let mut config = app.config.clone();
+    config.tasks.concurrency = 4;
+    let worker = TestApp::start(tempfile::tempdir().unwrap(), config).await;
+    app.eventually(10, "both resumes to be GENERATING", || async {
+        status_of(&resumes[0]).await == "GENERATING" && status_of(&resumes[1]).await == "GENERATING"
+    })
+    .await;
+    assert_declared(&worker, generating).await;
+    for (resume, settles_as) in resumes.iter().zip(["READY", "FAILED"]) {
+        let audit = before(&worker, &format!("the resume handler ({settles_as})")).await;
+        app.eventually(20, &format!("a resume to be {settles_as}"), || async {
+            status_of(resume).await == settles_as
+        })
+        .await;
+        assert_declared(&worker, audit).await;
+    }
+    let app = worker;
+
+    // Retention: old entries appear (written by the test, behind the
+    // service's back), then the retention handler deletes them.
+    let team_id: i64 = {
+        let db = app.state.db();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT team_id FROM users WHERE email = 'ada@example.com'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get("", "team_id").unwrap()
+    };
+    let old_entries = || async {
+        let db = app.state.db();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM logs WHERE action = 'old.entry'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    let audit = loop {
+        let old = chrono::Utc::now() - chrono::Duration::days(45);
+        let entries = (0..5)
+            .map(|i| {
+                (
+                    jobgraph::db::activity::Entry {
+                        team_id: Some(team_id),
+                        user_id: None,
+                        action: "old.entry",
+                        level: jobgraph::db::enums::LogLevel::Info,
+                        message: format!("old {i}"),
+                        metadata: None,
+                    },
+                    old,
+                )
+            })
+            .collect();
+        jobgraph::db::activity::record_many_at(app.state.db(), entries)
+            .await
+            .unwrap();
+        let audit = before(&app, "log retention").await;
+        // Retention may have run in between: then the audit would start
+        // after the deletion; write them again.
+        if old_entries().await == 5 {
+            break audit;
+        }
+    };
+    app.eventually(20, "retention to delete the old entries", || async {
+        old_entries().await == 0
+    })
+    .await;
+    assert_declared(&app, audit).await;
+}
+
+/// How a write is abandoned half-way.
+#[derive(Clone, Copy, PartialEq)]
+enum Cut {
+    /// The server gives up on the request (its future is dropped).
+    ServerTimeout,
+    /// The client closes its connection without waiting for the answer.
+    ClientDisconnect,
+}
+
+/// A write abandoned right after its commit, while the generation bump
+/// waits for a Redis that swallows everything: once Redis answers again, no
+/// stale answer is served.
+async fn write_cut_off_after_commit(cut: Cut) {
     let redis = common::redis::RedisServer::start();
     let proxy = common::proxy::Proxy::start(([127, 0, 0, 1], redis.port).into()).await;
     let url = format!("redis://{}", proxy.addr);
     let app = TestApp::spawn_with(move |c| {
         c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
         c.cache.command_timeout = std::time::Duration::from_secs(2);
-        // The server gives up on the request: its future is dropped right
-        // after the commit, while the generation bump waits for Redis.
-        c.http.request_timeout = std::time::Duration::from_millis(300);
+        c.http.request_timeout = match cut {
+            Cut::ServerTimeout => std::time::Duration::from_millis(300),
+            Cut::ClientDisconnect => std::time::Duration::from_secs(30),
+        };
     })
     .await;
     let (token, _) = app.signup("Acme", "ada@example.com").await;
@@ -231,16 +426,40 @@ async fn a_write_cut_off_right_after_its_commit_still_makes_old_answers_unreacha
     // The network to Redis swallows everything: the bump after the commit
     // is sent into the void and its answer never comes.
     proxy.swallow(true);
-    let (status, _) = app
-        .post(
-            Some(&token),
-            "mutation($id: ID!) { updateJob(id: $id, input: { title: \"New title\" }) { id } }",
-            json!({ "id": ids[0] }),
-        )
+    let update = json!({
+        "query": "mutation($id: ID!) { updateJob(id: $id, input: { title: \"New title\" }) { id } }",
+        "variables": { "id": ids[0] },
+    });
+    // Checking the token also asks Redis (and waits out the 2 s command
+    // timeout); the client gives up 1 s into the bump after the commit.
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(app.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&update)
+        .send()
         .await;
-    assert_eq!(status, 504);
-    // The client disconnects, too.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    match cut {
+        Cut::ServerTimeout => assert_eq!(sent.unwrap().status(), 504),
+        Cut::ClientDisconnect => assert!(sent.unwrap_err().is_timeout()),
+    }
+    // The commit landed (the bump is what is still waiting).
+    app.eventually(10, "the change to be committed", || async {
+        let db = app.state.db();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM jobs WHERE title = 'New title'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap() == 1
+    })
+    .await;
     proxy.swallow(false);
     proxy.cut();
 
@@ -249,8 +468,21 @@ async fn a_write_cut_off_right_after_its_commit_still_makes_old_answers_unreacha
         status == 200 && body["data"]["jobs"]["nodes"][0]["title"] == "New title"
     })
     .await;
-    // It stays visible once Redis is back: no stale entry comes back.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let (_, data) = app.cached(&token, list, json!({})).await;
-    assert_eq!(data["jobs"]["nodes"][0]["title"], "New title");
+    // It stays visible once the bumps have landed: no stale entry comes back.
+    app.eventually(15, "the cache to serve the new title", || async {
+        let (state, data) = app.cached(&token, list, json!({})).await;
+        assert_eq!(data["jobs"]["nodes"][0]["title"], "New title");
+        state == "HIT"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_write_cut_off_by_the_request_timeout_still_makes_old_answers_unreachable() {
+    write_cut_off_after_commit(Cut::ServerTimeout).await;
+}
+
+#[tokio::test]
+async fn a_write_whose_client_disconnects_still_makes_old_answers_unreachable() {
+    write_cut_off_after_commit(Cut::ClientDisconnect).await;
 }

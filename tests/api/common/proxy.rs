@@ -37,6 +37,8 @@ impl Proxy {
                 };
                 let flag = Arc::clone(&flag);
                 let mut cut = cut_rx.clone();
+                // Only cuts from now on close this connection.
+                cut.borrow_and_update();
                 tokio::spawn(async move {
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
