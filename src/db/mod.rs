@@ -51,8 +51,9 @@ pub async fn connect_tasks(
 
 /// Opens a pool named `pool` (the metrics label) of at most
 /// `max_connections`. On PostgreSQL every connection carries
-/// `statement_timeout` (and a bound on idling inside a transaction), so no
-/// statement can hold a connection for long.
+/// `statement_timeout` (and a bound on idling inside a transaction), on
+/// SQLite the same bound on waiting for the write lock, so no statement can
+/// hold a connection for long.
 ///
 /// The metric callback is installed before the connection is cloned anywhere
 /// (sea-orm copies it into clones and transactions, not back).
@@ -74,11 +75,13 @@ pub async fn connect_pool(
         opts.set_schema_search_path(schema.to_owned());
     }
     // WAL lets readers run beside the single writer; a busy writer makes
-    // others wait instead of failing with "database is locked".
-    opts.map_sqlx_sqlite_opts(|o| {
+    // others wait instead of failing with "database is locked" — for as
+    // long as a PostgreSQL statement may run, no longer.
+    let busy = settings.statement_timeout;
+    opts.map_sqlx_sqlite_opts(move |o| {
         o.journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(busy)
             .foreign_keys(true)
     });
     let statement_ms = settings.statement_timeout.as_millis().to_string();

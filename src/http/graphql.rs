@@ -119,6 +119,9 @@ fn answer_response(answer: Answer, media: MediaType) -> Response {
         Outcome::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
     };
     let mut response = respond(status, media, answer.body, answer.cache.map(|c| c.label()));
+    if answer.errors > 0 {
+        response.extensions_mut().insert(super::AnsweredWithErrors);
+    }
     match answer.outcome {
         Outcome::MutationOverGet => {
             response
@@ -192,12 +195,46 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
                 return response;
             }
         };
-    let viewer = match authenticate(&state, &parts.headers, media).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
+    admitted(&state, async {
+        let viewer = match authenticate(&state, &parts.headers, media).await {
+            Ok(viewer) => viewer,
+            Err(response) => return response,
+        };
+        let client = client_of(&state, &parts);
+        run(&state, Source::Body(bytes), viewer, client, media).await
+    })
+    .await
+}
+
+/// Sheds load: beyond `MAX_IN_FLIGHT_REQUESTS` GraphQL requests running at
+/// once, the next waits a bounded time for a slot and is then answered 503,
+/// rather than queued without bound. A slot is taken only once the body has
+/// arrived, so clients that send slowly cannot hold the slots of others.
+async fn admitted(state: &AppState, work: impl Future<Output = Response>) -> Response {
+    let Some(permit) = state.admit().await else {
+        return overloaded();
     };
-    let client = client_of(&state, &parts);
-    run(&state, Source::Body(bytes), viewer, client, media).await
+    let _counted = InFlight::enter(&state.metrics().http_in_flight);
+    let response = work.await;
+    drop(permit);
+    response
+}
+
+/// Counts a running request for as long as it lives (also when its future
+/// is dropped half-way).
+struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Runs a request within `REQUEST_TIMEOUT_MS` (504 after it).
@@ -252,12 +289,15 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
     let Some(media) = negotiate(headers) else {
         return not_acceptable();
     };
-    let viewer = match authenticate(&state, headers, media).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
-    let client = client_of(&state, &parts);
-    run(&state, Source::Query(query), viewer, client, media).await
+    admitted(&state, async {
+        let viewer = match authenticate(&state, headers, media).await {
+            Ok(viewer) => viewer,
+            Err(response) => return response,
+        };
+        let client = client_of(&state, &parts);
+        run(&state, Source::Query(query), viewer, client, media).await
+    })
+    .await
 }
 
 /// The caller's address (the server puts the socket's peer into every

@@ -30,12 +30,7 @@ use crate::{
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/graphql",
-            get(graphql::get)
-                .post(graphql::post)
-                .layer(middleware::from_fn_with_state(state.clone(), admit)),
-        )
+        .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
@@ -47,6 +42,18 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(request_context))
         .with_state(state)
 }
+
+/// A request that takes this long gets its summary line at INFO.
+const SLOW_REQUEST: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether the executor marked the answer as carrying errors.
+fn span_has_errors(response: &Response) -> bool {
+    response.extensions().get::<AnsweredWithErrors>().is_some()
+}
+
+/// Set on a response whose GraphQL answer carries errors.
+#[derive(Debug, Clone, Copy)]
+pub struct AnsweredWithErrors;
 
 /// One span per request — its id (the client's `X-Request-Id` if it sent a
 /// sane one, else a new one, sent back either way), route, and what the
@@ -77,6 +84,7 @@ async fn request_context(request: Request, next: Next) -> Response {
         operation = tracing::field::Empty,
         team = tracing::field::Empty,
         cache = tracing::field::Empty,
+        errors = tracing::field::Empty,
         sql = tracing::field::Empty,
     );
     let stats = Arc::new(RequestStats::default());
@@ -85,48 +93,23 @@ async fn request_context(request: Request, next: Next) -> Response {
         .instrument(span.clone())
         .await;
     span.record("sql", stats.sql_statements());
-    tracing::debug!(
-        parent: &span,
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1e3,
-        "request finished"
-    );
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    let ms = elapsed.as_secs_f64() * 1e3;
+    // One summary line per request that needs a look (failed, answered
+    // with errors, or slow); the rest only at debug, so the hit path does
+    // not pay for a line it would print thousands of times a second.
+    if status >= 500 {
+        tracing::warn!(parent: &span, status, ms, "request failed");
+    } else if elapsed >= SLOW_REQUEST || span_has_errors(&response) {
+        tracing::info!(parent: &span, status, ms, "request finished");
+    } else {
+        tracing::debug!(parent: &span, status, ms, "request finished");
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
     response
-}
-
-/// Sheds load: beyond `MAX_IN_FLIGHT_REQUESTS` GraphQL requests running at
-/// once, the next waits a bounded time for a slot and is then answered 503,
-/// rather than queued without bound.
-async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match state.admit().await {
-        Some(permit) => {
-            let _counted = InFlight::enter(&state.metrics().http_in_flight);
-            let response = next.run(request).await;
-            drop(permit);
-            response
-        }
-        None => graphql::overloaded(),
-    }
-}
-
-/// Counts a running request for as long as it lives (also when its future
-/// is dropped half-way).
-struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl<'a> InFlight<'a> {
-    fn enter(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// Counts requests by route and status and records their latency.

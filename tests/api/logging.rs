@@ -108,4 +108,16 @@ async fn an_internal_error_in_the_log_names_its_request() {
     assert_eq!(span["id"], "trace-me-42", "{}", errors[0]);
     assert_eq!(span["operation"], "Broken", "{}", errors[0]);
     assert!(span["team"].is_number(), "{}", errors[0]);
+    // The request's summary line (INFO: it answered with an error) adds
+    // the cache outcome, the error count and the SQL statements it ran.
+    let summary = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["span"]["id"] == "trace-me-42" && l["message"] == "request finished")
+        .expect("a summary line for the failed request");
+    assert_eq!(summary["level"], "INFO", "{summary}");
+    assert_eq!(summary["status"], 200, "{summary}");
+    assert_eq!(summary["span"]["cache"], "MISS", "{summary}");
+    assert_eq!(summary["span"]["errors"], 1, "{summary}");
+    assert!(summary["span"]["sql"].as_u64().unwrap() >= 1, "{summary}");
 }

@@ -170,6 +170,76 @@ async fn an_exhausted_pool_is_a_503_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_statement_past_the_statement_timeout_is_a_503_with_retry_after() {
+    let app = TestApp::spawn_with(|c| {
+        c.database.statement_timeout = Duration::from_millis(300);
+        c.http.request_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let (token, _) = app.signup("Acme", "ada@example.com").await;
+    // The write waits for a lock another connection holds: PostgreSQL cuts
+    // the statement off at `statement_timeout`, SQLite stops waiting for
+    // its write lock after the same time.
+    let (_db, txn) = hold_write_lock(&app).await;
+    let started = std::time::Instant::now();
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": CREATE }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "SERVICE_UNAVAILABLE",
+        "{body}"
+    );
+    txn.rollback().await.unwrap();
+    let data = app.ok(&token, "{ jobs { totalCount } }", json!({})).await;
+    assert_eq!(
+        data["jobs"]["totalCount"], 0,
+        "the cut-off write never committed"
+    );
+}
+
+#[tokio::test]
+async fn slow_bodies_hold_no_in_flight_slot() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.max_in_flight = 1;
+        c.http.in_flight_wait = Duration::from_millis(100);
+        c.http.body_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let (token, _) = app.signup("Acme", "ada@example.com").await;
+    // More senders than slots, each stuck half-way through its body.
+    let mut trickling = Vec::new();
+    for _ in 0..4 {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream
+            .write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"query\":")
+            .await
+            .unwrap();
+        trickling.push(stream);
+    }
+    // Nothing shows that a body is being waited for (that is the point):
+    // give the server a moment to reach the body of each, then check that
+    // none of them took a slot.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.metric("jobgraph_http_requests_in_flight").await, 0.0);
+    let (status, body) = app.post(Some(&token), "{ viewer { id } }", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    drop(trickling);
+}
+
+#[tokio::test]
 async fn every_postgresql_connection_carries_a_statement_timeout() {
     let app =
         TestApp::spawn_with(|c| c.database.statement_timeout = Duration::from_millis(1234)).await;

@@ -77,6 +77,8 @@ pub struct Answer {
     pub body: Bytes,
     /// Set on requests that went through the cache.
     pub cache: Option<CacheState>,
+    /// Errors the answer carries (its summary log line says so).
+    pub errors: usize,
     /// Executed without any error and without a `null` root field (a job
     /// that does not exist yet must not be remembered): may be stored.
     storable: bool,
@@ -88,13 +90,22 @@ impl Answer {
             outcome,
             body,
             cache: None,
+            errors: 0,
             storable: false,
         }
     }
 
     /// A request-level error with a code.
     pub fn error(outcome: Outcome, code: ErrorCode, message: &str) -> Self {
-        Self::new(outcome, error_body(code, message))
+        Self::new(outcome, error_body(code, message)).with_errors(1)
+    }
+
+    fn with_errors(mut self, errors: usize) -> Self {
+        if errors > 0 {
+            tracing::Span::current().record("errors", errors);
+        }
+        self.errors = errors;
+        self
     }
 
     fn with_cache(mut self, state: CacheState) -> Self {
@@ -275,7 +286,7 @@ impl Executor {
                 .map_err(refused),
             Err(mut error) => {
                 tag(&mut error, ErrorCode::GraphqlParseFailed);
-                Err(Answer::new(Outcome::ParseFailed, errors_body(&[error])))
+                Err(Answer::new(Outcome::ParseFailed, errors_body(&[error])).with_errors(1))
             }
         };
         request.variables = variables;
@@ -350,10 +361,12 @@ impl Executor {
                 Answer::new(Outcome::Executed, body).with_cache(CacheState::Hit)
             }
             Lookup::Bypass => match self.prepared(source, prepared) {
-                Ok((request, analysis)) => self
-                    .execute(request, &analysis, call)
-                    .await
-                    .with_cache(CacheState::Bypass),
+                Ok((request, analysis)) => {
+                    tracing::Span::current().record("cache", CacheState::Bypass.label());
+                    self.execute(request, &analysis, call)
+                        .await
+                        .with_cache(CacheState::Bypass)
+                }
                 Err(answer) => answer,
             },
             Lookup::Miss(mut ticket) => {
@@ -379,10 +392,13 @@ impl Executor {
                     Ok(prepared) => prepared,
                     Err(answer) => return answer,
                 };
+                tracing::Span::current().record("cache", CacheState::Miss.label());
+                let errors = std::sync::atomic::AtomicUsize::new(0);
                 let computed = self
                     .cache
                     .fill(ticket, || async {
                         let answer = self.execute(request, &analysis, call).await;
+                        errors.store(answer.errors, std::sync::atomic::Ordering::Relaxed);
                         Computed {
                             cacheable: answer.storable,
                             status: outcome_code(answer.outcome),
@@ -391,6 +407,7 @@ impl Executor {
                     })
                     .await;
                 Answer::new(code_outcome(computed.status), computed.body.clone())
+                    .with_errors(errors.into_inner())
                     .with_cache(CacheState::Miss)
             }
         }
@@ -488,7 +505,8 @@ impl Executor {
                 tag(error, ErrorCode::GraphqlValidationFailed);
             }
             // Request errors carry no `data` at all, per the spec.
-            return Answer::new(Outcome::Invalid, errors_body(&response.errors));
+            return Answer::new(Outcome::Invalid, errors_body(&response.errors))
+                .with_errors(response.errors.len());
         }
         // Resolver errors always carry a code; the only ones without are
         // async-graphql's own argument coercion failures found while
@@ -508,7 +526,8 @@ impl Executor {
             .iter()
             .find_map(refusal_outcome)
             .unwrap_or(Outcome::Executed);
-        let mut answer = Answer::new(outcome, response_body(&response));
+        let mut answer =
+            Answer::new(outcome, response_body(&response)).with_errors(response.errors.len());
         answer.storable = response.errors.is_empty() && !null_root;
         answer
     }
@@ -594,7 +613,7 @@ fn refused(refusal: Refusal) -> Answer {
         extensions.insert("value".into(), json!(value));
     }
     let body = json!({ "errors": [{ "message": refusal.message, "extensions": extensions }] });
-    Answer::new(Outcome::Invalid, body.to_string().into_bytes().into())
+    Answer::new(Outcome::Invalid, body.to_string().into_bytes().into()).with_errors(1)
 }
 
 fn response_body(response: &GqlResponse) -> Bytes {
