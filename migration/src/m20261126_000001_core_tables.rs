@@ -88,7 +88,9 @@ fn fk(
         .to_owned()
 }
 
-/// Every index this migration creates, SPEC's named ones first.
+/// Every index this migration creates: first the ones operators look for
+/// by name (the product contract fixes their names), then the ones the
+/// query plans need.
 fn indexes() -> Vec<IndexCreateStatement> {
     fn idx<T: IntoIden + Copy + 'static, C: IntoIden + Copy + 'static>(
         name: &str,
@@ -103,7 +105,7 @@ fn indexes() -> Vec<IndexCreateStatement> {
         stmt.to_owned()
     }
     vec![
-        // SPEC's named indexes.
+        // Names fixed by the product contract: operators look for them.
         idx(
             "idx_users_team_active",
             Users::Table,

@@ -675,6 +675,53 @@ pub fn request_hash(raw: &[u8]) -> u128 {
 mod tests {
     use super::*;
 
+    fn warm(team_id: i64, user_id: i64, bytes: usize) -> WarmSpec {
+        WarmSpec {
+            raw: Bytes::from(format!("{user_id:08}").repeat(bytes / 8)),
+            over_get: false,
+            scope: Scope {
+                team_id,
+                role: crate::db::enums::Role::Member,
+                user_id,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn the_refresh_keeps_a_few_recent_reads_per_team_within_byte_budgets() {
+        let cache = ResponseCache::start(CacheSettings::default(), Arc::default())
+            .await
+            .unwrap();
+        // Too large to replay at all.
+        cache.note_warmable(warm(1, 1, WARM_MAX_REQUEST_BYTES + 8));
+        assert!(cache.warmable(1).is_empty());
+        // At most WARM_PER_TEAM, newest first.
+        for user in 0..20 {
+            cache.note_warmable(warm(1, user, 1024));
+        }
+        let kept = cache.warmable(1);
+        assert_eq!(kept.len(), WARM_PER_TEAM);
+        assert_eq!(kept[0].scope.user_id, 19);
+        // At most WARM_BYTES_PER_TEAM per team.
+        for user in 0..20 {
+            cache.note_warmable(warm(2, user, WARM_MAX_REQUEST_BYTES));
+        }
+        let bytes: usize = cache.warmable(2).iter().map(|s| s.raw.len()).sum();
+        assert!(bytes <= WARM_BYTES_PER_TEAM, "{bytes}");
+        // At most WARM_BYTES_TOTAL for every team together.
+        for team in 0..2_000 {
+            for user in 0..4 {
+                cache.note_warmable(warm(team, user, WARM_MAX_REQUEST_BYTES));
+            }
+        }
+        cache.warmable.run_pending_tasks();
+        assert!(
+            cache.warmable.weighted_size() <= WARM_BYTES_TOTAL,
+            "{} bytes kept",
+            cache.warmable.weighted_size()
+        );
+    }
+
     #[test]
     fn jitter_shortens_by_at_most_a_tenth() {
         for _ in 0..1000 {

@@ -511,6 +511,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_memory_store_holds_at_most_its_size_in_bytes() {
+        let max = 1 << 20;
+        let memory = MemoryStore::new(max);
+        let store = Store::Memory(memory.clone());
+        // 4 MiB of 64 KiB answers into a 1 MiB store.
+        for i in 0..64 {
+            store
+                .set(format!("k:{i}"), Bytes::from(vec![b'x'; 64 * 1024]), None)
+                .await
+                .unwrap();
+        }
+        memory.entries.run_pending_tasks();
+        assert!(
+            memory.entries.weighted_size() <= max,
+            "{} bytes held",
+            memory.entries.weighted_size()
+        );
+        assert!(memory.entries.entry_count() <= 16);
+    }
+
+    #[tokio::test]
     async fn set_many_only_new_keeps_existing_values() {
         let store = Store::Memory(MemoryStore::new(1 << 20));
         store

@@ -419,9 +419,13 @@ async fn random_documents_and_bytes_never_break_the_service() {
         }
         let before = fingerprint(app.state.db()).await;
         let response =
-            tokio::time::timeout(Duration::from_secs(20), router.clone().oneshot(request))
+            tokio::time::timeout(Duration::from_secs(12), router.clone().oneshot(request))
                 .await
-                .unwrap_or_else(|_| panic!("input {i} got no answer within 20 s: {doc}"))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "input {i} got no answer within 12 s (REQUEST_TIMEOUT_MS is 10 s): {doc}"
+                    )
+                })
                 .unwrap();
         let status = response.status().as_u16();
         *statuses.entry(status).or_default() += 1;
@@ -444,6 +448,22 @@ async fn random_documents_and_bytes_never_break_the_service() {
         if status == 200 {
             let answer: Value =
                 serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("input {i}: {e}"));
+            // A single request refused field by field (every root field
+            // null with an error) changed nothing either; a refused
+            // sign-in writes its log entry by design.
+            let refused_whole = answer.get("errors").is_some()
+                && match &answer["data"] {
+                    Value::Null => true,
+                    Value::Object(fields) => fields.values().all(Value::is_null),
+                    _ => false,
+                };
+            if refused_whole && !doc.contains("login") && !body.starts_with(b"[") {
+                assert_eq!(
+                    fingerprint(app.state.db()).await,
+                    before,
+                    "refused input {i} wrote: {doc} → {answer}"
+                );
+            }
             for error in answer["errors"].as_array().into_iter().flatten() {
                 assert_ne!(
                     error["extensions"]["code"], "INTERNAL",
