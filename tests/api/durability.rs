@@ -3,11 +3,10 @@
 
 use std::{
     path::Path,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use crate::common::{fresh_config, redis::free_port};
+use crate::common::{fresh_config, process::Proc};
 use jobgraph::{config::Config, db::entities::task, metrics::Metrics};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -15,101 +14,21 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
 const KEY: &str = "sk-durability-secret-4242";
 
-struct Proc {
-    child: Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
+/// The real binary with a stand-in model API and short task timings.
 fn spawn(config: &Config, dir: &Path, model: &str, extra: &[(&str, &str)]) -> Proc {
-    let port = free_port();
-    let log = dir.join(format!("jobgraph-{port}.log"));
-    let file = std::fs::File::create(&log).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobgraph"));
-    cmd.arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", config.database.url.expose())
-        .env("JWT_SECRET", config.jwt_secret.as_ref().unwrap().expose())
-        .env("AUTO_MIGRATE", "true")
-        .env("OPENAI_API_KEY", KEY)
-        .env("OPENAI_BASE_URL", model)
-        .env("OPENAI_TIMEOUT_SECS", "60")
-        .env("WORKER_CONCURRENCY", "2")
-        .env("TASK_LEASE_SECS", "2")
-        .env("TASK_POLL_MS", "50")
-        .env("TASK_BACKOFF_MS", "100")
-        .env("OUTBOX_DIR", dir.join("outbox"))
-        .env("RUST_LOG", "debug,sqlx=warn,hyper=info,h2=info")
-        .stdout(Stdio::from(file.try_clone().unwrap()))
-        .stderr(Stdio::from(file));
-    if let Some(schema) = &config.database.schema {
-        cmd.env("DATABASE_SCHEMA", schema);
-    }
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "jobgraph did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Proc { child, url, log }
-}
-
-impl Proc {
-    async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        jobgraph::app::install_crypto_provider();
-        let mut req = reqwest::Client::new()
-            .post(format!("{}/graphql", self.url))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let body: Value = req.send().await.unwrap().json().await.unwrap();
-        assert!(body.get("errors").is_none(), "{body}");
-        body["data"].clone()
-    }
-
-    fn terminate(&self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "jobgraph did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let mut env = vec![
+        ("OPENAI_API_KEY", KEY.to_owned()),
+        ("OPENAI_BASE_URL", model.to_owned()),
+        ("OPENAI_TIMEOUT_SECS", "60".to_owned()),
+        ("WORKER_CONCURRENCY", "2".to_owned()),
+        ("TASK_LEASE_SECS", "2".to_owned()),
+        ("TASK_POLL_MS", "50".to_owned()),
+        ("TASK_BACKOFF_MS", "100".to_owned()),
+        ("OUTBOX_DIR", dir.join("outbox").display().to_string()),
+        ("RUST_LOG", "debug,sqlx=warn,hyper=info,h2=info".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    Proc::spawn(config, dir, &env)
 }
 
 async fn database(config: &Config) -> DatabaseConnection {

@@ -2,12 +2,9 @@
 //! request id the client got back in `X-Request-Id`; logs written to a file
 //! hold no colour codes.
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use crate::common::{fresh_config, redis::free_port};
+use crate::common::{fresh_config, process::Proc};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
@@ -15,44 +12,18 @@ use serde_json::{Value, json};
 async fn an_internal_error_in_the_log_names_its_request() {
     let dir = tempfile::tempdir().unwrap();
     let config = fresh_config(&dir).await;
-    let port = free_port();
-    let log = dir.path().join("jobgraph.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jobgraph"));
-    cmd.arg("serve")
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", config.database.url.expose())
-        .env("JWT_SECRET", config.jwt_secret.as_ref().unwrap().expose())
-        .env("AUTO_MIGRATE", "true")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::from(file.try_clone().unwrap()))
-        .stderr(Stdio::from(file));
-    if let Some(schema) = &config.database.schema {
-        cmd.env("DATABASE_SCHEMA", schema);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "jobgraph did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let url = format!("http://127.0.0.1:{port}/graphql");
+    let mut proc = Proc::spawn(
+        &config,
+        dir.path(),
+        &[
+            ("LOG_FORMAT", "json".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ],
+    );
+    let url = format!("{}/graphql", proc.url);
     jobgraph::app::install_crypto_provider();
     let client = reqwest::Client::new();
-    let body: Value = client
-        .post(&url)
-        .json(&json!({ "query": "mutation { signup(input: {teamName: \"Logs\", name: \"Ada\", email: \"ada@example.com\", password: \"password-123\"}) { token } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = body["data"]["signup"]["token"].as_str().unwrap().to_owned();
+    let token = proc.signup("Logs", "ada@example.com").await;
     // Break the database under the service: the resolver's SQL fails.
     let db = jobgraph::db::connect_pool(
         &config.database,
@@ -86,17 +57,15 @@ async fn an_internal_error_in_the_log_names_its_request() {
     );
     // A request without an id gets one.
     let res = client
-        .get(format!("http://127.0.0.1:{port}/health"))
+        .get(format!("{}/health", proc.url))
         .send()
         .await
         .unwrap();
     assert_eq!(res.headers()["x-request-id"].len(), 16);
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let text = std::fs::read_to_string(&log).unwrap();
+    proc.terminate();
+    proc.wait_exit(Duration::from_secs(10));
+    let text = proc.log();
     assert!(!text.contains('\u{1b}'), "no colour codes in a log file");
     let errors: Vec<Value> = text
         .lines()

@@ -6,6 +6,7 @@
 //! (`.ci/run` creates a throwaway database per run and drops it after).
 
 pub mod postgres;
+pub mod process;
 pub mod proxy;
 pub mod redis;
 pub mod smtp;
