@@ -77,7 +77,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_json);
+    // Before any TLS client is built (the trace exporter's is the first).
+    app::install_crypto_provider();
+    let telemetry = telemetry::init(config.log_json, &config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,6 +94,7 @@ pub fn main() -> ExitCode {
     // Work still stuck past the shutdown deadline (a blocking call that
     // never returns) does not hold the process.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

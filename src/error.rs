@@ -113,6 +113,11 @@ impl ErrorCode {
         Self::ResponseTooLarge,
     ];
 
+    /// The code a client saw, if it is one of ours (a bounded label).
+    pub fn known(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unauthenticated => "UNAUTHENTICATED",

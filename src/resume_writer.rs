@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::{config::ModelSettings, secret::Secret};
 
@@ -136,6 +137,8 @@ fn prompt(input: &ResumeInput) -> String {
     p
 }
 
+/// One call of the chat-completions API, in a client span whose context
+/// goes along as `traceparent` (the model API's own traces join ours).
 async fn chat(
     client: &reqwest::Client,
     url: &str,
@@ -143,6 +146,26 @@ async fn chat(
     model: &str,
     input: &ResumeInput,
 ) -> Result<Written, WriteError> {
+    let span = tracing::debug_span!(
+        "model.request",
+        otel.name = "POST chat/completions",
+        otel.kind = "client",
+        gen_ai.request.model = model,
+    );
+    chat_in_span(client, url, key, model, input)
+        .instrument(span)
+        .await
+}
+
+async fn chat_in_span(
+    client: &reqwest::Client,
+    url: &str,
+    key: &Secret,
+    model: &str,
+    input: &ResumeInput,
+) -> Result<Written, WriteError> {
+    let mut trace = reqwest::header::HeaderMap::new();
+    crate::telemetry::inject(&mut trace);
     let body = json!({
         "model": model,
         "messages": [
@@ -153,6 +176,7 @@ async fn chat(
     });
     let response = client
         .post(url)
+        .headers(trace)
         .bearer_auth(key.expose())
         .json(&body)
         .send()

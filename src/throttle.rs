@@ -77,7 +77,7 @@ impl Throttle {
         let shared = match self.cache.shared_store() {
             Some(store) => self
                 .cache
-                .within_timeout(store.count_in_window(key.clone(), limit.window))
+                .within_timeout("INCR", store.count_in_window(key.clone(), limit.window))
                 .await
                 .ok(),
             None => None,

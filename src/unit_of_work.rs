@@ -111,8 +111,12 @@ impl UnitOfWork {
         self.entries.push(entry);
     }
 
-    /// Adds a background task (written at commit, in the transaction).
-    pub fn enqueue(&mut self, task: NewTask) {
+    /// Adds a background task (written at commit, in the transaction),
+    /// remembering the trace it was caused in.
+    pub fn enqueue(&mut self, mut task: NewTask) {
+        if task.trace_context.is_none() {
+            task.trace_context = crate::telemetry::traceparent();
+        }
         self.tasks.push(task);
     }
 
@@ -170,7 +174,10 @@ impl UnitOfWork {
             .touched
             .iter()
             .filter(|(_, deps)| deps.iter().any(|d| !matches!(d, Dep::Job(_))))
-            .map(|(team, _)| self.writer.tasks.cache_refresh(*team))
+            .map(|(team, _)| NewTask {
+                trace_context: crate::telemetry::traceparent(),
+                ..self.writer.tasks.cache_refresh(*team)
+            })
             .collect();
         self.tasks.extend(refreshes);
         db::activity::record_all(&self.txn, std::mem::take(&mut self.entries)).await?;

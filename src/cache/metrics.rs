@@ -71,6 +71,17 @@ impl CacheMetrics {
     }
 
     pub fn register(&self, registry: &mut Registry) {
+        // Every kind's series exist from the start (at 0): a rate over a
+        // series that does not exist yet is no data, not zero, and alerts
+        // and dashboards would stay blank.
+        for kind in CacheKind::ALL {
+            let l = label(kind);
+            let _ = self.hits.get_or_create(&l);
+            let _ = self.misses.get_or_create(&l);
+            let _ = self.errors.get_or_create(&l);
+            let _ = self.bypasses.get_or_create(&l);
+            let _ = self.coalesced.get_or_create(&l);
+        }
         registry.register(
             "cache_hits",
             "Responses served from the cache",

@@ -47,6 +47,7 @@ use std::{
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use metrics::CacheMetrics;
 pub use plan::{CacheKind, CachePlan, Dep, Plan};
@@ -234,9 +235,10 @@ impl ResponseCache {
     /// Bounds a store command by `CACHE_TIMEOUT_MS`.
     pub async fn within_timeout<T>(
         &self,
+        command: &'static str,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        self.timed(op).await
+        self.timed(command, op).await
     }
 
     /// Whether the store answers and no invalidation is waiting to be
@@ -257,7 +259,10 @@ impl ResponseCache {
             return None;
         }
         let found = self
-            .timed(self.store.mget(vec![self.gen_key(team_id, Dep::Users)]))
+            .timed(
+                "MGET",
+                self.store.mget(vec![self.gen_key(team_id, Dep::Users)]),
+            )
             .await
             .ok()?;
         let found: Vec<Option<u64>> = found
@@ -274,7 +279,7 @@ impl ResponseCache {
     /// and tests: made-up job ids must not create any).
     pub async fn has_generation(&self, team_id: i64, dep: Dep) -> bool {
         matches!(
-            self.timed(self.store.mget(vec![self.gen_key(team_id, dep)]))
+            self.timed("MGET", self.store.mget(vec![self.gen_key(team_id, dep)]))
                 .await
                 .as_deref(),
             Ok([Some(_)])
@@ -344,7 +349,7 @@ impl ResponseCache {
             .map(|d| self.gen_key(scope.team_id, *d))
             .collect();
         keys.push(key.clone());
-        let mut values = match self.timed(self.store.mget(keys)).await {
+        let mut values = match self.timed("MGET", self.store.mget(keys)).await {
             Ok(values) if values.len() == plan.deps.len() + 1 => values,
             Ok(_) | Err(_) => {
                 self.metrics.error(kind);
@@ -416,11 +421,11 @@ impl ResponseCache {
         if missing.is_empty() {
             return Some(found.into_iter().map(|g| g.unwrap_or(0)).collect());
         }
-        self.timed(self.store.set_many(missing, GENERATION_TTL, true))
+        self.timed("SET", self.store.set_many(missing, GENERATION_TTL, true))
             .await
             .ok()?;
         let keys = deps.iter().map(|d| self.gen_key(team_id, *d)).collect();
-        let values = self.timed(self.store.mget(keys)).await.ok()?;
+        let values = self.timed("MGET", self.store.mget(keys)).await.ok()?;
         Some(
             values
                 .iter()
@@ -485,7 +490,7 @@ impl ResponseCache {
                 if computed.cacheable && storable && computed.body.len() <= max_entry {
                     let value = entry::encode(&deps, &generations, &computed.body);
                     if self
-                        .timed(self.store.set(key, value, Some(jitter(ttl))))
+                        .timed("SET", self.store.set(key, value, Some(jitter(ttl))))
                         .await
                         .is_err()
                     {
@@ -578,7 +583,7 @@ impl ResponseCache {
             .iter()
             .map(|d| (self.gen_key(team_id, *d), fresh_generation()))
             .collect();
-        self.timed(self.store.set_many(pairs, GENERATION_TTL, false))
+        self.timed("SET", self.store.set_many(pairs, GENERATION_TTL, false))
             .await
     }
 
@@ -603,15 +608,32 @@ impl ResponseCache {
     }
 
     /// Bounds every command by `CACHE_TIMEOUT_MS` (fred also times out, but
-    /// not while it is reconnecting and queueing).
+    /// not while it is reconnecting and queueing), in a client span named
+    /// after the command (for traces).
     async fn timed<T>(
         &self,
+        command: &'static str,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.settings.command_timeout, op).await {
+        let span = tracing::debug_span!(
+            "cache.command",
+            otel.name = command,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            db.system = self.store.backend(),
+            db.operation = command,
+        );
+        let result = match tokio::time::timeout(self.settings.command_timeout, op)
+            .instrument(span.clone())
+            .await
+        {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable),
+        };
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
         }
+        result
     }
 }
 

@@ -15,6 +15,7 @@ mod limits;
 mod mail;
 mod model;
 mod tasks;
+mod telemetry;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -30,6 +31,7 @@ pub use self::{
     mail::MailSettings,
     model::ModelSettings,
     tasks::TaskSettings,
+    telemetry::{Root, Sampler, TelemetrySettings},
 };
 use crate::secret::Secret;
 
@@ -68,6 +70,8 @@ pub struct Config {
     pub mail: MailSettings,
     /// The resume model (`OPENAI_*`).
     pub model: ModelSettings,
+    /// Traces and the slow-statement log (`OTEL_*`, `SLOW_QUERY_MS`).
+    pub telemetry: TelemetrySettings,
 }
 
 impl Config {
@@ -89,6 +93,7 @@ impl Config {
             tasks: TaskSettings::default(),
             mail: MailSettings::default(),
             model: ModelSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 
@@ -121,6 +126,7 @@ impl Config {
         config.tasks.read(&env)?;
         config.mail.read(&env)?;
         config.model.read(&env)?;
+        config.telemetry.read(&env)?;
         config.log_json = match env.get("LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,

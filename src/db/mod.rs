@@ -27,7 +27,7 @@ use sea_orm::{
 
 use crate::{
     config::DatabaseSettings,
-    metrics::{Metrics, PoolLabels},
+    metrics::{Metrics, PoolLabels, StatementLabels},
 };
 
 /// Opens the request pool; every statement is counted in `metrics`.
@@ -97,16 +97,25 @@ pub async fn connect_pool(
         .context("cannot connect to the database (check DATABASE_URL)")?;
     let metrics = Arc::clone(metrics);
     let labels = PoolLabels { pool };
+    let backend = if sqlite { "sqlite" } else { "postgresql" };
     db.set_metric_callback(move |info| {
         crate::telemetry::count_sql_statement();
         metrics.sql_statements.get_or_create(&labels).inc();
         if info.failed {
             metrics.sql_failures.get_or_create(&labels).inc();
         }
+        let sql = &info.statement.sql;
+        let labels = StatementLabels {
+            pool,
+            statement: crate::telemetry::statement_kind(sql),
+        };
         metrics
             .sql_duration
             .get_or_create(&labels)
             .observe(info.elapsed.as_secs_f64());
+        if crate::telemetry::sql_statement(sql, info.elapsed, info.failed, backend) {
+            metrics.sql_slow.get_or_create(&labels).inc();
+        }
     });
     Ok(db)
 }

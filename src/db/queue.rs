@@ -79,6 +79,8 @@ pub struct NewTask {
     /// Not before this long from now.
     pub delay: Duration,
     pub max_attempts: i32,
+    /// The trace it is enqueued in (its run links back to it).
+    pub trace_context: Option<String>,
 }
 
 impl NewTask {
@@ -89,6 +91,7 @@ impl NewTask {
             dedup_key: None,
             delay: Duration::ZERO,
             max_attempts: 5,
+            trace_context: None,
         }
     }
 
@@ -120,6 +123,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, tasks: &[NewTask]) -> Result<(),
         task::Column::DedupKey,
         task::Column::CreatedAt,
         task::Column::UpdatedAt,
+        task::Column::TraceContext,
     ]);
     for t in tasks {
         let run_at = now + chrono::Duration::from_std(t.delay).unwrap_or_default();
@@ -133,6 +137,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, tasks: &[NewTask]) -> Result<(),
             t.dedup_key.clone().into(),
             now.into(),
             now.into(),
+            t.trace_context.clone().into(),
         ])
         .map_err(|e| DbErr::Custom(e.to_string()))?;
     }

@@ -7,6 +7,7 @@ use std::{collections::HashMap, hash::Hash, sync::Arc};
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::{DatabaseConnection, DbErr};
+use tracing::Instrument;
 
 use crate::db::{
     self,
@@ -276,7 +277,33 @@ impl Loader<i64> for LogCountsLoader {
     }
 }
 
-type Cached<L> = DataLoader<L, HashMapCache>;
+/// A loader whose batches are spans of their own (`dataloader <name>`, with
+/// the number of keys), for traces.
+pub struct Traced<L> {
+    inner: L,
+    name: &'static str,
+}
+
+impl<K, L> Loader<K> for Traced<L>
+where
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+    L: Loader<K>,
+{
+    type Value = L::Value;
+    type Error = L::Error;
+
+    async fn load(&self, keys: &[K]) -> Result<HashMap<K, Self::Value>, Self::Error> {
+        let span = tracing::debug_span!(
+            "dataloader.batch",
+            otel.name = %format_args!("dataloader {}", self.name),
+            loader = self.name,
+            keys = keys.len(),
+        );
+        self.inner.load(keys).instrument(span).await
+    }
+}
+
+type Cached<L> = DataLoader<Traced<L>, HashMapCache>;
 
 /// Every loader of one request. Created per request, never shared: a loader
 /// with a cache on the schema would serve one caller's rows to another.
@@ -294,9 +321,16 @@ pub struct Loaders {
 
 /// Batches run in tasks of their own, carrying the request's span and
 /// counters (their SQL statements count towards the request).
-fn cached<L: Send + Sync + 'static>(loader: L) -> DataLoader<L, HashMapCache> {
+fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
+    let name = std::any::type_name::<L>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("loader");
     DataLoader::with_cache(
-        loader,
+        Traced {
+            inner: loader,
+            name,
+        },
         |batch| tokio::spawn(crate::telemetry::carry(batch)),
         HashMapCache::default(),
     )

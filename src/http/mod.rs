@@ -24,7 +24,7 @@ use tracing::Instrument;
 pub use self::state::AppState;
 use crate::{
     metrics::{HttpLabels, RouteLabels},
-    telemetry::{RequestStats, with_request_stats},
+    telemetry::{self, RequestStats, with_request_stats},
 };
 
 /// Every route of the service.
@@ -39,7 +39,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             record_metrics,
         ))
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
         .with_state(state)
 }
 
@@ -59,7 +62,7 @@ pub struct AnsweredWithErrors;
 /// sane one, else a new one, sent back either way), route, and what the
 /// layers below record: operation, team, cache outcome, SQL statements —
 /// so every log line inside it says which request it belongs to.
-async fn request_context(request: Request, next: Next) -> Response {
+async fn request_context(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get("x-request-id")
@@ -86,7 +89,24 @@ async fn request_context(request: Request, next: Next) -> Response {
         cache = tracing::field::Empty,
         errors = tracing::field::Empty,
         sql = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        // Read by the trace exporter only (semantic conventions).
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        http.request.method = tracing::field::Empty,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
     );
+    if telemetry::tracing_enabled() {
+        span.record("otel.name", format!("{} {route}", request.method()));
+        span.record("otel.kind", "server");
+        span.record("http.request.method", request.method().as_str());
+        span.record("http.route", route.as_str());
+        telemetry::continue_trace(&span, request.headers());
+    }
+    let graphql = route == "/graphql";
     let stats = Arc::new(RequestStats::default());
     let started = Instant::now();
     let mut response = with_request_stats(Arc::clone(&stats), next.run(request))
@@ -95,6 +115,20 @@ async fn request_context(request: Request, next: Next) -> Response {
     span.record("sql", stats.sql_statements());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
+    if telemetry::tracing_enabled() {
+        span.record("http.response.status_code", status);
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    if graphql {
+        let code = stats
+            .error_code()
+            .or_else(|| (status >= 400).then_some("HTTP_ERROR"));
+        state
+            .metrics()
+            .graphql_request(stats.operation(), code, elapsed.as_secs_f64());
+    }
     let ms = elapsed.as_secs_f64() * 1e3;
     // One summary line per request that needs a look (failed, answered
     // with errors, or slow); the rest only at debug, so the hit path does

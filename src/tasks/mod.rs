@@ -153,6 +153,18 @@ impl TaskMetrics {
         metrics
     }
 
+    /// Creates the series of `kinds` at 0 (see the cache's metrics: a
+    /// series that does not exist yet reads as no data, not zero).
+    pub fn start_series<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
+        for kind in kinds {
+            let l = Self::kind(kind);
+            let _ = self.completed.get_or_create(&l);
+            let _ = self.retried.get_or_create(&l);
+            let _ = self.failed.get_or_create(&l);
+            let _ = self.released.get_or_create(&l);
+        }
+    }
+
     fn kind(kind: &str) -> KindLabel {
         KindLabel {
             kind: kind.to_owned(),
@@ -189,6 +201,7 @@ pub struct TaskSystem {
 impl TaskSystem {
     /// Starts `concurrency` workers and the scheduler.
     pub fn start(ctx: Arc<TaskContext>) -> Arc<Self> {
+        ctx.metrics.start_series(ctx.handlers.keys().copied());
         let system = Arc::new(Self {
             stop_claiming: CancellationToken::new(),
             abandon: CancellationToken::new(),
@@ -311,7 +324,14 @@ async fn run(system: &TaskSystem, worker: &str, task: task::Model) {
         id = task.id,
         kind = %task.kind,
         attempt = task.attempts,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        otel.name = %format_args!("task {}", task.kind),
     );
+    if let Some(cause) = &task.trace_context {
+        crate::telemetry::link(&span, cause);
+    }
+    crate::telemetry::record_ids(&span);
     settle(system, worker, task).instrument(span).await;
 }
 

@@ -24,6 +24,7 @@ mod isolation;
 mod jobs;
 mod limits;
 mod logging;
+mod observability;
 mod pagination;
 mod roles;
 mod schema;

@@ -30,7 +30,9 @@ use crate::{
     db,
     error::ErrorCode,
     tasks::{Failure, TaskContext, TaskHandler, id_field},
+    telemetry,
 };
+use tracing::Instrument;
 
 /// How a request ended, for the status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,8 @@ pub struct Answer {
     pub cache: Option<CacheState>,
     /// Errors the answer carries (its summary log line says so).
     pub errors: usize,
+    /// The code of the first one.
+    first_error: Option<ErrorCode>,
     /// Executed without any error and without a `null` root field (a job
     /// that does not exist yet must not be remembered): may be stored.
     storable: bool,
@@ -91,20 +95,25 @@ impl Answer {
             body,
             cache: None,
             errors: 0,
+            first_error: None,
             storable: false,
         }
     }
 
     /// A request-level error with a code.
     pub fn error(outcome: Outcome, code: ErrorCode, message: &str) -> Self {
-        Self::new(outcome, error_body(code, message)).with_errors(1)
+        Self::new(outcome, error_body(code, message)).with_errors(1, Some(code))
     }
 
-    fn with_errors(mut self, errors: usize) -> Self {
+    /// Notes how many errors the answer carries and the first one's code
+    /// (the request's log line and per-operation metrics say so).
+    fn with_errors(mut self, errors: usize, first: Option<ErrorCode>) -> Self {
         if errors > 0 {
             tracing::Span::current().record("errors", errors);
+            telemetry::note_error_code(first.unwrap_or(ErrorCode::Internal).as_str());
         }
         self.errors = errors;
+        self.first_error = first;
         self
     }
 
@@ -286,13 +295,13 @@ impl Executor {
                 .map_err(refused),
             Err(mut error) => {
                 tag(&mut error, ErrorCode::GraphqlParseFailed);
-                Err(Answer::new(Outcome::ParseFailed, errors_body(&[error])).with_errors(1))
+                Err(Answer::new(Outcome::ParseFailed, errors_body(&[error]))
+                    .with_errors(1, Some(ErrorCode::GraphqlParseFailed)))
             }
         };
         request.variables = variables;
         if let Ok(analysis) = &analysis {
-            tracing::Span::current()
-                .record("operation", analysis.name.as_deref().unwrap_or("anonymous"));
+            name_operation(analysis.name.as_deref());
         }
         analysis
     }
@@ -352,12 +361,29 @@ impl Executor {
             role: viewer.role,
             user_id: viewer.user_id,
         };
-        match self.cache.lookup(hash, plan, &scope, purpose).await {
+        let lookup_span = tracing::debug_span!(
+            "cache.lookup",
+            otel.name = "cache lookup",
+            cache.kind = plan.kinds.first().map_or("", |k| k.label()),
+            cache.outcome = tracing::field::Empty,
+        );
+        let lookup = self
+            .cache
+            .lookup(hash, plan, &scope, purpose)
+            .instrument(lookup_span.clone())
+            .await;
+        lookup_span.record(
+            "cache.outcome",
+            match &lookup {
+                Lookup::Hit(_) => "hit",
+                Lookup::Miss(_) => "miss",
+                Lookup::Bypass => "bypass",
+            },
+        );
+        drop(lookup_span);
+        match lookup {
             Lookup::Hit(body) => {
-                tracing::Span::current().record(
-                    "operation",
-                    planned.operation.as_deref().unwrap_or("anonymous"),
-                );
+                name_operation(planned.operation.as_deref());
                 Answer::new(Outcome::Executed, body).with_cache(CacheState::Hit)
             }
             Lookup::Bypass => match self.prepared(source, prepared) {
@@ -393,12 +419,16 @@ impl Executor {
                     Err(answer) => return answer,
                 };
                 tracing::Span::current().record("cache", CacheState::Miss.label());
-                let errors = std::sync::atomic::AtomicUsize::new(0);
+                // What the leader saw (a follower shares a stored answer,
+                // which has no errors).
+                let errors = std::sync::Mutex::new((0, None));
                 let computed = self
                     .cache
                     .fill(ticket, || async {
                         let answer = self.execute(request, &analysis, call).await;
-                        errors.store(answer.errors, std::sync::atomic::Ordering::Relaxed);
+                        if let Ok(mut seen) = errors.lock() {
+                            *seen = (answer.errors, answer.first_error);
+                        }
                         Computed {
                             cacheable: answer.storable,
                             status: outcome_code(answer.outcome),
@@ -406,8 +436,9 @@ impl Executor {
                         }
                     })
                     .await;
+                let (count, first) = errors.into_inner().unwrap_or_default();
                 Answer::new(code_outcome(computed.status), computed.body.clone())
-                    .with_errors(errors.into_inner())
+                    .with_errors(count, first)
                     .with_cache(CacheState::Miss)
             }
         }
@@ -469,8 +500,34 @@ impl Executor {
         refreshed
     }
 
-    /// Executes an analysed request with a fresh session (viewer, loaders).
+    /// Executes an analysed request with a fresh session (viewer, loaders),
+    /// in a span of its own (the GraphQL operation, for traces).
     async fn execute(&self, request: GqlRequest, analysis: &Analysis, call: Call<'_>) -> Answer {
+        let kind = match analysis.operation {
+            Some(OperationType::Query) => "query",
+            Some(OperationType::Mutation) => "mutation",
+            Some(OperationType::Subscription) => "subscription",
+            None => "unknown",
+        };
+        let name = analysis.name.as_deref().unwrap_or("anonymous");
+        let span = tracing::debug_span!(
+            "graphql.operation",
+            otel.name = %format_args!("{kind} {name}"),
+            graphql.operation.type = kind,
+            graphql.operation.name = name,
+            graphql.document = %format_args!("{:032x}", crate::cache::request_hash(request.query.as_bytes())),
+        );
+        self.execute_in_span(request, analysis, call)
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_in_span(
+        &self,
+        request: GqlRequest,
+        analysis: &Analysis,
+        call: Call<'_>,
+    ) -> Answer {
         if call.over_get && analysis.operation == Some(OperationType::Mutation) {
             return Answer::error(
                 Outcome::MutationOverGet,
@@ -506,7 +563,7 @@ impl Executor {
             }
             // Request errors carry no `data` at all, per the spec.
             return Answer::new(Outcome::Invalid, errors_body(&response.errors))
-                .with_errors(response.errors.len());
+                .with_errors(response.errors.len(), first_code(&response.errors));
         }
         // Resolver errors always carry a code; the only ones without are
         // async-graphql's own argument coercion failures found while
@@ -526,8 +583,8 @@ impl Executor {
             .iter()
             .find_map(refusal_outcome)
             .unwrap_or(Outcome::Executed);
-        let mut answer =
-            Answer::new(outcome, response_body(&response)).with_errors(response.errors.len());
+        let mut answer = Answer::new(outcome, response_body(&response))
+            .with_errors(response.errors.len(), first_code(&response.errors));
         answer.storable = response.errors.is_empty() && !null_root;
         answer
     }
@@ -550,6 +607,13 @@ impl TaskHandler for RefreshHandler {
             Ok(())
         })
     }
+}
+
+/// Names the request's operation in its span and its metrics.
+fn name_operation(name: Option<&str>) {
+    let name = name.unwrap_or("anonymous");
+    tracing::Span::current().record("operation", name);
+    telemetry::note_operation(name);
 }
 
 fn caller_of(viewer: Option<Viewer>) -> Caller {
@@ -613,7 +677,8 @@ fn refused(refusal: Refusal) -> Answer {
         extensions.insert("value".into(), json!(value));
     }
     let body = json!({ "errors": [{ "message": refusal.message, "extensions": extensions }] });
-    Answer::new(Outcome::Invalid, body.to_string().into_bytes().into()).with_errors(1)
+    Answer::new(Outcome::Invalid, body.to_string().into_bytes().into())
+        .with_errors(1, Some(refusal.code))
 }
 
 fn response_body(response: &GqlResponse) -> Bytes {
@@ -630,6 +695,16 @@ pub fn error_body(code: ErrorCode, message: &str) -> Bytes {
         .to_string()
         .into_bytes()
         .into()
+}
+
+/// The stable code of the first error (a bounded set: anything else is
+/// counted as `INTERNAL`).
+fn first_code(errors: &[ServerError]) -> Option<ErrorCode> {
+    let first = errors.first()?;
+    match first.extensions.as_ref().and_then(|e| e.get("code")) {
+        Some(async_graphql::Value::String(code)) => ErrorCode::known(code),
+        _ => None,
+    }
 }
 
 /// Gives an error a code unless it has one.
