@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `seed`, `export-schema`,
-//! `token`.
+//! `token`, `repair-counters`.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -45,6 +45,13 @@ enum Command {
     Token {
         #[arg(long)]
         email: String,
+    },
+    /// Recompute the job and log counters from the rows (after data was
+    /// written with the database's triggers disabled, or restored).
+    RepairCounters {
+        /// Only report whether they agree with a recount (exit 1 if not).
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -128,6 +135,28 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::RepairCounters { check } => {
+            let db = db::connect(&config.database, &Arc::new(Metrics::new())).await?;
+            let drift = db::counters::drift(&db).await?;
+            for (table, team, key, counted, kept) in &drift {
+                say(&format!(
+                    "{table}: team {team}, {key}: {kept} kept, {counted} counted"
+                ));
+            }
+            if check {
+                if drift.is_empty() {
+                    say("counters agree with the rows");
+                    return Ok(());
+                }
+                anyhow::bail!("{} counters disagree with the rows", drift.len());
+            }
+            db::counters::repair(&db).await?;
+            say(&format!(
+                "counters recomputed ({} disagreed with the rows)",
+                drift.len()
+            ));
+            Ok(())
         }
         Command::Token { email } => {
             let db = db::connect(&config.database, &Arc::new(Metrics::new())).await?;

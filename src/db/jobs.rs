@@ -13,6 +13,7 @@ use sea_orm::{
 };
 
 use super::{
+    along::{Along, Alongside, Joins},
     entities::job::{Column, Entity as Jobs, Model},
     enums::JobStatus,
     keyset::{self, Keyed, Page, PageRequest, SortKey, SortValue},
@@ -173,13 +174,77 @@ pub async fn list(
     .await
 }
 
-/// How many of the team's jobs match.
+/// One keyset page of the team's jobs and, in the same statement, what the
+/// request selects beside it: creators, the team, and `totalCount` (from
+/// the counters when the filter allows, else counted in a subquery). One
+/// round trip for a list page with its team and creators.
+pub async fn list_along(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    filter: &JobFilter,
+    page: &PageRequest,
+    along: Along,
+) -> Result<(Page<Model>, Alongside), DbErr> {
+    let total = along.total.then(|| {
+        super::counters::jobs_matching_select(team_id, filter).unwrap_or_else(|| {
+            filtered(team_id, filter)
+                .select_only()
+                .expr(Expr::cust("COUNT(*)"))
+                .into_query()
+        })
+    });
+    let (page, mut alongside) = super::along::page(
+        db,
+        filtered(team_id, filter),
+        (sort_column(page.sort.key), Column::Id),
+        page,
+        Joins {
+            team_id,
+            user: Column::CreatedById,
+            team: Column::TeamId,
+        },
+        along,
+        total,
+    )
+    .await?;
+    // An empty page has no row to carry the total.
+    if along.total && alongside.total.is_none() {
+        alongside.total = Some(count(db, team_id, filter).await?);
+    }
+    Ok((page, alongside))
+}
+
+/// One job of the team with its creator and team, in one statement.
+pub async fn find_along(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    id: i64,
+    along: Along,
+) -> Result<Option<(Model, Alongside)>, DbErr> {
+    super::along::one(
+        db,
+        Jobs::find_by_id(id).filter(Column::TeamId.eq(team_id)),
+        Joins {
+            team_id,
+            user: Column::CreatedById,
+            team: Column::TeamId,
+        },
+        along,
+    )
+    .await
+}
+
+/// How many of the team's jobs match: from the counters when the filter
+/// allows (O(1)), else counted from the rows.
 pub async fn count(
     db: &impl ConnectionTrait,
     team_id: i64,
     filter: &JobFilter,
 ) -> Result<u64, DbErr> {
-    keyset::count(db, filtered(team_id, filter)).await
+    match super::counters::jobs_matching(db, team_id, filter).await? {
+        Some(n) => Ok(n),
+        None => keyset::count(db, filtered(team_id, filter)).await,
+    }
 }
 
 /// A page-numbered slice, newest first (`jobsPage`); the offset is bounded by
@@ -247,7 +312,8 @@ pub async fn pages_by_parent(
     .await
 }
 
-/// Job counts under each parent, in one statement.
+/// Job counts under each parent, in one statement (the team's own count
+/// from the counters).
 pub async fn counts_by_parent(
     db: &impl ConnectionTrait,
     team_id: i64,
@@ -255,6 +321,12 @@ pub async fn counts_by_parent(
     parent_ids: &[i64],
     filter: &JobFilter,
 ) -> Result<HashMap<i64, u64>, DbErr> {
+    if parent == JobParent::Team
+        && parent_ids == [team_id]
+        && let Some(n) = super::counters::jobs_matching(db, team_id, filter).await?
+    {
+        return Ok(HashMap::from([(team_id, n)]));
+    }
     let select =
         filtered(team_id, filter).filter(parent.column().is_in(parent_ids.iter().copied()));
     keyset::count_by_parent(db, select, parent.column()).await
@@ -428,48 +500,22 @@ pub async fn delete(db: &impl ConnectionTrait, team_id: i64, id: i64) -> Result<
     Ok(res.rows_affected > 0)
 }
 
-/// Jobs per status, for `jobStats` (statuses with no job are absent).
+/// Jobs per status, for `jobStats` (statuses with no job are absent), from
+/// the counters.
 pub async fn count_by_status(
     db: &impl ConnectionTrait,
     team_id: i64,
 ) -> Result<Vec<(JobStatus, u64)>, DbErr> {
-    let rows: Vec<(JobStatus, i64)> = Jobs::find()
-        .filter(Column::TeamId.eq(team_id))
-        .select_only()
-        .column(Column::Status)
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .group_by(Column::Status)
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(s, n)| (s, n.clamp(0, i64::MAX) as u64))
-        .collect())
+    super::counters::jobs_by_status(db, team_id).await
 }
 
-/// The companies with the most jobs, ties broken by name.
+/// The companies with the most jobs, ties broken by name, from the counters.
 pub async fn top_companies(
     db: &impl ConnectionTrait,
     team_id: i64,
     limit: u64,
 ) -> Result<Vec<(String, u64)>, DbErr> {
-    let rows: Vec<(String, i64)> = Jobs::find()
-        .filter(Column::TeamId.eq(team_id))
-        .select_only()
-        .column(Column::Company)
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .group_by(Column::Company)
-        .order_by(Expr::cust("COUNT(*)"), Order::Desc)
-        .order_by(Column::Company, Order::Asc)
-        .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(c, n)| (c, n.clamp(0, i64::MAX) as u64))
-        .collect())
+    super::counters::top_companies(db, team_id, limit).await
 }
 
 /// Jobs created in the last seven days.

@@ -192,7 +192,7 @@ impl<M> Default for Page<M> {
 }
 
 /// Adds the keyset condition and ordering (no limit) for `page`.
-fn keyset<E: EntityTrait>(
+pub fn keyset<E: EntityTrait>(
     mut select: Select<E>,
     sort_col: E::Column,
     id_col: E::Column,
@@ -231,13 +231,18 @@ where
 {
     // No early return for `limit == 0`: the one extra row still tells
     // whether anything lies beyond, which Relay's `hasNextPage` reports.
-    let mut items = keyset(select, sort_col, id_col, page)
+    let items = keyset(select, sort_col, id_col, page)
         .limit(page.limit + 1)
         .all(db)
         .await?;
+    Ok(into_page(items, page))
+}
+
+/// A page from the `limit + 1` rows read for `page`, in reading order.
+pub fn into_page<M>(mut items: Vec<M>, page: &PageRequest) -> Page<M> {
     let more = items.len() as u64 > page.limit;
     items.truncate(page.limit as usize);
-    Ok(match page.direction {
+    match page.direction {
         Direction::Forward => Page {
             items,
             has_next: more,
@@ -251,7 +256,7 @@ where
                 has_previous: more,
             }
         }
-    })
+    }
 }
 
 /// Reads the first page of every parent's children in one statement.

@@ -4,9 +4,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryTrait, Select};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Select,
+    sea_query::Expr,
+};
 
 use super::{
+    along::{Along, Alongside, Joins},
     entities::log::{Column, Entity as Logs, Model},
     enums::LogLevel,
     keyset::{self, Keyed, Page, PageRequest, SortKey, SortValue},
@@ -59,13 +63,54 @@ pub async fn list(
     .await
 }
 
-/// How many entries match.
+/// One keyset page of the team's log, newest first, with the entries'
+/// users, the team and the total read in the same statement when asked.
+pub async fn list_along(
+    db: &impl ConnectionTrait,
+    team_id: i64,
+    filter: &LogFilter,
+    page: &PageRequest,
+    along: Along,
+) -> Result<(Page<Model>, Alongside), DbErr> {
+    let total = along.total.then(|| {
+        super::counters::logs_matching_select(team_id, filter).unwrap_or_else(|| {
+            filtered(team_id, filter)
+                .select_only()
+                .expr(Expr::cust("COUNT(*)"))
+                .into_query()
+        })
+    });
+    let (page, mut alongside) = super::along::page(
+        db,
+        filtered(team_id, filter),
+        (Column::CreatedAt, Column::Id),
+        page,
+        Joins {
+            team_id,
+            user: Column::UserId,
+            team: Column::TeamId,
+        },
+        along,
+        total,
+    )
+    .await?;
+    if along.total && alongside.total.is_none() {
+        alongside.total = Some(count(db, team_id, filter).await?);
+    }
+    Ok((page, alongside))
+}
+
+/// How many entries match: from the counters for the whole team's log (at
+/// most a level), else counted from the rows.
 pub async fn count(
     db: &impl ConnectionTrait,
     team_id: i64,
     filter: &LogFilter,
 ) -> Result<u64, DbErr> {
-    keyset::count(db, filtered(team_id, filter)).await
+    match super::counters::logs_matching(db, team_id, filter).await? {
+        Some(n) => Ok(n),
+        None => keyset::count(db, filtered(team_id, filter)).await,
+    }
 }
 
 /// The first page of each user's entries, in one statement.

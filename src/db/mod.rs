@@ -3,6 +3,8 @@
 //! code runs on the pool and inside a transaction.
 
 pub mod activity;
+pub mod along;
+pub mod counters;
 pub mod entities;
 pub mod enums;
 pub mod jobs;
@@ -179,10 +181,12 @@ pub fn is_unavailable(err: &sea_orm::DbErr) -> bool {
         | E::Protocol(_) => true,
         E::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // PostgreSQL: 08 connection exception, 53 insufficient resources,
+            // PostgreSQL: 08 connection exception, 40 transaction rollback, 53 insufficient resources,
             // 57 operator intervention (shutdown, query_canceled); SQLite: 5
             // SQLITE_BUSY, 6 SQLITE_LOCKED.
+            // 40: a serialization failure or deadlock, retried by the client.
             code.starts_with("08")
+                || code.starts_with("40")
                 || code.starts_with("53")
                 || code.starts_with("57")
                 || code == "5"

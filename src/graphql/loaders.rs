@@ -337,6 +337,19 @@ fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
 }
 
 impl Loaders {
+    /// Hands rows read along with a page (one joined statement) to the
+    /// loaders, so the nested fields asking for them run no SQL.
+    pub async fn prime(&self, along: db::along::Alongside) {
+        if !along.users.is_empty() {
+            self.users
+                .feed_many(along.users.into_iter().map(|u| (u.id, u)))
+                .await;
+        }
+        if let Some(team) = along.team {
+            self.teams.feed_one(team.id, team).await;
+        }
+    }
+
     pub fn new(db: DatabaseConnection, team_id: i64) -> Self {
         let scope = Scope { db, team_id };
         Self {

@@ -34,6 +34,8 @@ pub struct PageInfo {
 /// Where `totalCount` comes from; evaluated only when the field is selected.
 #[derive(Clone, Debug)]
 pub enum TotalCount {
+    /// Read already, with the page.
+    Known(u64),
     Jobs {
         team_id: i64,
         filter: JobFilter,
@@ -60,6 +62,7 @@ impl TotalCount {
     async fn resolve(&self, ctx: &Context<'_>) -> AppResult<u64> {
         let db = ctx.db()?;
         Ok(match self {
+            Self::Known(n) => *n,
             Self::Jobs { team_id, filter } => db::jobs::count(db, *team_id, filter).await?,
             Self::JobsOf {
                 parent,

@@ -1,7 +1,7 @@
 //! The root `Query` type. Every field requires a viewer and reads only the
 //! viewer's team.
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, ID, Lookahead, Object, SimpleObject};
 
 use super::{
     context::ContextExt,
@@ -14,7 +14,7 @@ use super::{
     types::{Job, JobStats, Log, Resume, Team, User},
 };
 use crate::{
-    db::{self, keyset::Sort},
+    db::{self, along::Along, keyset::Sort},
     error::{AppError, AppResult},
 };
 
@@ -32,6 +32,16 @@ pub struct JobPage {
 
 #[derive(Default)]
 pub struct Query;
+
+/// What to read in the same statement as jobs, from the fields selected on
+/// them (`jobs`' `nodes` and `edges.node`, or `job` itself).
+fn along(jobs: &[Lookahead<'_>], total: bool) -> Along {
+    Along {
+        users: jobs.iter().any(|j| j.field("createdBy").exists()),
+        team: jobs.iter().any(|j| j.field("team").exists()),
+        total,
+    }
+}
 
 #[Object]
 impl Query {
@@ -53,9 +63,14 @@ impl Query {
     async fn job(&self, ctx: &Context<'_>, id: ID) -> AppResult<Option<Job>> {
         let viewer = ctx.viewer()?;
         let id = ids::decode(Kind::Job, &id, "id")?;
-        Ok(db::jobs::find(ctx.db()?, viewer.team_id, id)
-            .await?
-            .map(Job))
+        let along = along(&[ctx.look_ahead()], false);
+        let Some((job, alongside)) =
+            db::jobs::find_along(ctx.db()?, viewer.team_id, id, along).await?
+        else {
+            return Ok(None);
+        };
+        ctx.loaders()?.prime(alongside).await;
+        Ok(Some(Job(job)))
     }
 
     /// The team's jobs as a cursor connection (newest first unless `orderBy`).
@@ -75,11 +90,21 @@ impl Query {
         let limits = &ctx.services()?.config.limits;
         let page = page_request(first, after, last, before, sort, limits.max_page_size)?;
         let filter = filter.unwrap_or_default().validate()?;
-        let rows = db::jobs::list(ctx.db()?, viewer.team_id, &filter, &page).await?;
-        let total = TotalCount::Jobs {
-            team_id: viewer.team_id,
-            filter,
+        let look = ctx.look_ahead();
+        let along = along(
+            &[look.field("nodes"), look.field("edges").field("node")],
+            look.field("totalCount").exists(),
+        );
+        let (rows, alongside) =
+            db::jobs::list_along(ctx.db()?, viewer.team_id, &filter, &page, along).await?;
+        let total = match alongside.total {
+            Some(n) => TotalCount::Known(n),
+            None => TotalCount::Jobs {
+                team_id: viewer.team_id,
+                filter,
+            },
         };
+        ctx.loaders()?.prime(alongside).await;
         Ok(JobConnection::from_page(rows, sort, total, Job))
     }
 
@@ -233,11 +258,23 @@ impl Query {
                 _ => filter.user_id = Some(viewer.user_id),
             }
         }
-        let rows = db::logs::list(ctx.db()?, viewer.team_id, &filter, &page).await?;
-        let total = TotalCount::Logs {
-            team_id: viewer.team_id,
-            filter,
+        let look = ctx.look_ahead();
+        let entries = [look.field("nodes"), look.field("edges").field("node")];
+        let along = Along {
+            users: entries.iter().any(|e| e.field("user").exists()),
+            team: entries.iter().any(|e| e.field("team").exists()),
+            total: look.field("totalCount").exists(),
         };
+        let (rows, alongside) =
+            db::logs::list_along(ctx.db()?, viewer.team_id, &filter, &page, along).await?;
+        let total = match alongside.total {
+            Some(n) => TotalCount::Known(n),
+            None => TotalCount::Logs {
+                team_id: viewer.team_id,
+                filter,
+            },
+        };
+        ctx.loaders()?.prime(alongside).await;
         Ok(LogConnection::from_page(
             rows,
             Sort::NEWEST_FIRST,

@@ -16,6 +16,7 @@ mod cache;
 mod cache_cluster;
 mod cache_failover;
 mod cli;
+mod counters;
 mod durability;
 mod faults;
 mod fuzz;

@@ -89,3 +89,80 @@ async fn metrics_count_every_statement() {
     // by-status, top companies, last seven days (the identity is cached).
     assert_eq!(after - before, 3.0);
 }
+
+/// Statements one request runs, the caller's identity already known.
+async fn statements_of(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    variables: serde_json::Value,
+) -> (f64, serde_json::Value) {
+    let before = app.sql_statements().await;
+    let data = app.ok(token, query, variables).await;
+    (app.sql_statements().await - before, data)
+}
+
+#[tokio::test]
+async fn a_list_page_a_detail_and_a_log_page_with_what_they_nest_are_one_statement_each() {
+    let app = TestApp::spawn_with(|c| c.cache.enabled = false).await;
+    let (admin, _) = app.signup("Counted", "admin@example.com").await;
+    let (member, _) = app.add_user(&admin, "member@example.com", "MEMBER").await;
+    let ids = app.create_jobs(&admin, "Admin job", 30).await;
+    app.create_jobs(&member, "Member job", 30).await;
+    app.ok(&admin, "{ viewer { id } }", json!({})).await;
+
+    // The list page with team, creators and totalCount (from the counters).
+    let (n, data) = statements_of(
+        &app,
+        &admin,
+        "{ jobs(first: 20) { totalCount pageInfo { hasNextPage endCursor } nodes { id title team { id name } createdBy { id name email } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(n, 1.0, "list page");
+    assert_eq!(data["jobs"]["totalCount"], 60);
+    assert_eq!(data["jobs"]["nodes"].as_array().unwrap().len(), 20);
+    let creators: std::collections::BTreeSet<&str> = data["jobs"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["createdBy"]["email"].as_str().unwrap())
+        .collect();
+    assert!(creators.contains("member@example.com"), "{creators:?}");
+    assert_eq!(data["jobs"]["nodes"][0]["team"]["name"], "Counted");
+
+    // A filter the counters cannot answer is counted in the same statement.
+    let (n, data) = statements_of(
+        &app,
+        &admin,
+        "{ jobs(first: 5, filter: { search: \"member\" }) { totalCount nodes { createdBy { name } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(n, 1.0, "filtered list page");
+    assert_eq!(data["jobs"]["totalCount"], 30);
+
+    // The detail with team and creator.
+    let (n, data) = statements_of(
+        &app,
+        &admin,
+        "query($id: ID!) { job(id: $id) { id title status team { id name } createdBy { id name email } } }",
+        json!({ "id": ids[0] }),
+    )
+    .await;
+    assert_eq!(n, 1.0, "detail");
+    assert_eq!(data["job"]["createdBy"]["email"], "admin@example.com");
+    assert_eq!(data["job"]["team"]["name"], "Counted");
+
+    // A page of the log with each entry's user and the total.
+    let (n, data) = statements_of(
+        &app,
+        &admin,
+        "{ logs(first: 20, filter: { level: INFO }) { totalCount nodes { action user { id name } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(n, 1.0, "log page");
+    assert!(data["logs"]["totalCount"].as_u64().unwrap() >= 3);
+    assert!(data["logs"]["nodes"][0]["user"]["name"].is_string());
+}
