@@ -91,6 +91,7 @@ impl Application {
         let executor = Arc::new(Executor::new(
             schema,
             graphql::analyzer(&config.limits, config.introspection)?,
+            Arc::clone(&auth),
             Arc::clone(&cache),
             db.clone(),
             config.limits.clone(),

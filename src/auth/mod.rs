@@ -120,25 +120,50 @@ impl Authenticator {
         cache: &ResponseCache,
         header: Option<&str>,
     ) -> Result<Option<Viewer>, AuthResolveError> {
+        match self.verify(header)? {
+            Some(subject) => self.resolve(db, cache, subject).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks the header's token (signature, expiry) without any I/O;
+    /// `None` when there is none.
+    pub fn verify(&self, header: Option<&str>) -> Result<Option<TokenSubject>, AuthError> {
         let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
             return Ok(None);
         };
         let token = match header.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             None if header.eq_ignore_ascii_case("bearer") => "",
-            _ => return Err(AuthError::Malformed.into()),
+            _ => return Err(AuthError::Malformed),
         };
         if token.is_empty() {
             return Ok(None);
         }
-        let subject = self.keys.verify(token).ok_or(AuthError::InvalidToken)?;
+        self.keys
+            .verify(token)
+            .map(Some)
+            .ok_or(AuthError::InvalidToken)
+    }
+
+    /// The current viewer behind a verified token.
+    pub async fn resolve(
+        &self,
+        db: &DatabaseConnection,
+        cache: &ResponseCache,
+        subject: TokenSubject,
+    ) -> Result<Viewer, AuthResolveError> {
         let identity = self.identity(db, cache, subject).await?;
-        match identity.viewer {
-            Some(v) if v.team_id != subject.team_id => Err(AuthError::Inactive.into()),
-            Some(_) if identity.version != subject.version => Err(AuthError::Revoked.into()),
-            Some(v) => Ok(Some(v)),
-            None => Err(AuthError::Inactive.into()),
-        }
+        Ok(admit(&identity, subject)?)
+    }
+
+    /// The viewer this replica last resolved for `subject` and the `users`
+    /// generation it was read under. Trust it only once that generation is
+    /// seen to be still current (the cache lookup reads it in the same round
+    /// trip); otherwise [`Self::resolve`].
+    pub fn remembered(&self, subject: TokenSubject) -> Option<(Viewer, u64)> {
+        let known = self.identities.get(&subject.user_id)?;
+        admit(&known, subject).ok().map(|v| (v, known.generation))
     }
 
     async fn identity(
@@ -178,6 +203,16 @@ impl Authenticator {
     /// generation round trip would tell it).
     pub async fn forget(&self, user_id: i64) {
         self.identities.invalidate(&user_id);
+    }
+}
+
+/// Whether what is known of a user lets `subject`'s token in.
+fn admit(identity: &Identity, subject: TokenSubject) -> Result<Viewer, AuthError> {
+    match identity.viewer {
+        Some(v) if v.team_id != subject.team_id => Err(AuthError::Inactive),
+        Some(_) if identity.version != subject.version => Err(AuthError::Revoked),
+        Some(v) => Ok(v),
+        None => Err(AuthError::Inactive),
     }
 }
 

@@ -334,13 +334,41 @@ impl ResponseCache {
         scope: &Scope,
         purpose: Purpose,
     ) -> Lookup {
+        self.lookup_reading(request_hash, plan, scope, purpose, false)
+            .await
+            .0
+    }
+
+    /// [`Self::lookup`], also reading the team's current `users` generation
+    /// in the same round trip (`None` when it is not known for sure): the
+    /// authenticator trusts a remembered identity only under it, so a
+    /// signed-in hit costs one round trip, not two.
+    pub async fn lookup_checking_users(
+        &self,
+        request_hash: u128,
+        plan: &CachePlan,
+        scope: &Scope,
+        purpose: Purpose,
+    ) -> (Lookup, Option<u64>) {
+        self.lookup_reading(request_hash, plan, scope, purpose, true)
+            .await
+    }
+
+    async fn lookup_reading(
+        &self,
+        request_hash: u128,
+        plan: &CachePlan,
+        scope: &Scope,
+        purpose: Purpose,
+        read_users: bool,
+    ) -> (Lookup, Option<u64>) {
         let counted = purpose == Purpose::Client;
         let (kind, ttl) = self.ttl_of(plan);
         if !self.settings.enabled || self.has_pending(scope.team_id) {
             if counted {
                 self.metrics.bypass(kind);
             }
-            return Lookup::Bypass;
+            return (Lookup::Bypass, None);
         }
         let key = self.entry_key(request_hash, plan, scope);
         let mut keys: Vec<String> = plan
@@ -348,19 +376,33 @@ impl ResponseCache {
             .iter()
             .map(|d| self.gen_key(scope.team_id, *d))
             .collect();
+        let users_at = match plan.deps.iter().position(|d| *d == Dep::Users) {
+            Some(at) => Some(at),
+            None if read_users => {
+                keys.push(self.gen_key(scope.team_id, Dep::Users));
+                Some(keys.len() - 1)
+            }
+            None => None,
+        };
+        let read = keys.len() + 1;
         keys.push(key.clone());
         let mut values = match self.timed("MGET", self.store.mget(keys)).await {
-            Ok(values) if values.len() == plan.deps.len() + 1 => values,
+            Ok(values) if values.len() == read => values,
             Ok(_) | Err(_) => {
                 self.metrics.error(kind);
-                return Lookup::Bypass;
+                return (Lookup::Bypass, None);
             }
         };
         let entry = values.pop().flatten();
-        let generations: Vec<Option<u64>> = values
+        let mut generations: Vec<Option<u64>> = values
             .iter()
             .map(|v| v.as_deref().and_then(parse_gen))
             .collect();
+        let users = users_at
+            .filter(|_| read_users)
+            .and_then(|at| generations[at])
+            .filter(|g| *g != 0);
+        generations.truncate(plan.deps.len());
         if let Some(entry) = entry
             && generations.iter().all(Option::is_some)
             && let Some(body) = entry::decode(&entry, &plan.deps, &generations)
@@ -368,7 +410,7 @@ impl ResponseCache {
             if counted {
                 self.metrics.hit(kind);
             }
-            return Lookup::Hit(body);
+            return (Lookup::Hit(body), users);
         }
         if counted {
             self.metrics.miss(kind);
@@ -388,9 +430,9 @@ impl ResponseCache {
             .await
         else {
             self.metrics.error(kind);
-            return Lookup::Bypass;
+            return (Lookup::Bypass, None);
         };
-        Lookup::Miss(Ticket {
+        let ticket = Lookup::Miss(Ticket {
             key,
             purpose,
             deps: plan.deps.clone(),
@@ -399,7 +441,8 @@ impl ResponseCache {
             kind,
             unverified,
             storable: true,
-        })
+        });
+        (ticket, users)
     }
 
     /// Creates the missing generations that `create` allows (fresh random

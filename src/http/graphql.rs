@@ -16,7 +16,7 @@ use axum::{
 
 use super::{client_addr, graphiql, state::AppState};
 use crate::{
-    auth::{AuthResolveError, Viewer},
+    auth::TokenSubject,
     error::ErrorCode,
     graphql::execution::{Answer, Outcome, Source, error_body},
 };
@@ -117,6 +117,7 @@ fn answer_response(answer: Answer, media: MediaType) -> Response {
         Outcome::MutationOverGet => StatusCode::METHOD_NOT_ALLOWED,
         Outcome::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Outcome::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
+        Outcome::Unauthenticated => StatusCode::UNAUTHORIZED,
     };
     let mut response = respond(status, media, answer.body, answer.cache.map(|c| c.label()));
     if answer.errors > 0 {
@@ -137,6 +138,11 @@ fn answer_response(answer: Answer, media: MediaType) -> Response {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        Outcome::Unauthenticated => {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         _ => {}
     }
@@ -195,13 +201,13 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
                 return response;
             }
         };
+    let token = match verify_token(&state, &parts.headers, media) {
+        Ok(token) => token,
+        Err(response) => return *response,
+    };
     admitted(&state, async {
-        let viewer = match authenticate(&state, &parts.headers, media).await {
-            Ok(viewer) => viewer,
-            Err(response) => return response,
-        };
         let client = client_of(&state, &parts);
-        run(&state, Source::Body(bytes), viewer, client, media).await
+        run(&state, Source::Body(bytes), token, client, media).await
     })
     .await
 }
@@ -241,12 +247,12 @@ impl Drop for InFlight<'_> {
 async fn run(
     state: &AppState,
     source: Source,
-    viewer: Option<Viewer>,
+    token: Option<TokenSubject>,
     client: Option<IpAddr>,
     media: MediaType,
 ) -> Response {
     let limit = state.config().http.request_timeout;
-    match tokio::time::timeout(limit, state.executor().run(source, viewer, client)).await {
+    match tokio::time::timeout(limit, state.executor().run(source, token, client)).await {
         Ok(answer) => answer_response(answer, media),
         Err(_) => error_response(
             StatusCode::GATEWAY_TIMEOUT,
@@ -289,13 +295,13 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
     let Some(media) = negotiate(headers) else {
         return not_acceptable();
     };
+    let token = match verify_token(&state, headers, media) {
+        Ok(token) => token,
+        Err(response) => return *response,
+    };
     admitted(&state, async {
-        let viewer = match authenticate(&state, headers, media).await {
-            Ok(viewer) => viewer,
-            Err(response) => return response,
-        };
         let client = client_of(&state, &parts);
-        run(&state, Source::Query(query), viewer, client, media).await
+        run(&state, Source::Query(query), token, client, media).await
     })
     .await
 }
@@ -337,50 +343,27 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
-/// Resolves the bearer token; a refused token is a 401, not an anonymous call.
-async fn authenticate(
+/// Checks the bearer token's signature (no I/O: the executor resolves it
+/// to a current viewer); a malformed or invalid token is a 401, not an
+/// anonymous call.
+fn verify_token(
     state: &AppState,
     headers: &HeaderMap,
     media: MediaType,
-) -> Result<Option<Viewer>, Response> {
+) -> Result<Option<TokenSubject>, Box<Response>> {
     let header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state
-        .auth()
-        .authenticate(state.db(), state.cache(), header)
-        .await
-    {
-        Ok(viewer) => {
-            if let Some(v) = viewer {
-                tracing::Span::current().record("team", v.team_id);
-            }
-            Ok(viewer)
-        }
-        Err(AuthResolveError::Refused(reason)) => {
-            let mut response = error_response(
-                StatusCode::UNAUTHORIZED,
-                media,
+    state.auth().verify(header).map_err(|reason| {
+        Box::new(answer_response(
+            Answer::error(
+                Outcome::Unauthenticated,
                 ErrorCode::Unauthenticated,
                 &reason.to_string(),
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Err(response)
-        }
-        Err(AuthResolveError::Database(e)) => {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "checking a token against the database failed"
-            );
-            Err(unavailable(
-                media,
-                ErrorCode::Unavailable,
-                "the service cannot check your token right now: retry shortly",
-            ))
-        }
-    }
+            ),
+            media,
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::{net::IpAddr, sync::Arc};
 
 use async_graphql::{
     BatchRequest, Request as GqlRequest, Response as GqlResponse, ServerError,
-    parser::types::OperationType,
+    parser::types::{ExecutableDocument, OperationType},
 };
 use bytes::Bytes;
 use sea_orm::DatabaseConnection;
@@ -24,7 +24,7 @@ use super::{
     context::Session,
 };
 use crate::{
-    auth::Viewer,
+    auth::{AuthResolveError, Authenticator, TokenSubject, Viewer},
     cache::{CacheKind, Computed, Lookup, Plan, Purpose, ResponseCache, Scope, WarmSpec},
     config::Limits,
     db,
@@ -52,6 +52,8 @@ pub enum Outcome {
     Unavailable,
     /// A rate limit or quota was reached: 429 with `Retry-After` seconds.
     Limited(u64),
+    /// The token was refused (revoked, account deactivated): 401.
+    Unauthenticated,
 }
 
 /// What the cache did with a request (`X-Cache`).
@@ -133,6 +135,14 @@ struct Call<'a> {
     over_get: bool,
 }
 
+/// A remembered identity not yet seen to be current: the `users`
+/// generation it was read under, checked in the cache lookup's round trip.
+#[derive(Clone, Copy)]
+struct Unconfirmed {
+    subject: TokenSubject,
+    generation: u64,
+}
+
 /// What the plan memo knows of a request it has analysed before.
 struct Planned {
     plan: Plan,
@@ -144,18 +154,30 @@ struct Planned {
 pub struct Executor {
     schema: JobgraphSchema,
     analyzer: Analyzer,
+    auth: Arc<Authenticator>,
     cache: Arc<ResponseCache>,
     db: DatabaseConnection,
     limits: Limits,
     /// Analysed plans by the hash of the request's bytes, so the hit path
     /// never parses.
     plans: moka::sync::Cache<u128, Arc<Planned>>,
+    /// Parsed documents by the hash of their text (uncached requests and
+    /// misses skip the parser), weighed by the text's size.
+    documents: moka::sync::Cache<u128, Arc<Parsed>>,
+}
+
+/// A parsed document and what it weighs in the document cache (its text's
+/// size: the syntax tree grows with it).
+struct Parsed {
+    doc: ExecutableDocument,
+    text_bytes: u32,
 }
 
 impl Executor {
     pub fn new(
         schema: JobgraphSchema,
         analyzer: Analyzer,
+        auth: Arc<Authenticator>,
         cache: Arc<ResponseCache>,
         db: DatabaseConnection,
         limits: Limits,
@@ -163,10 +185,17 @@ impl Executor {
         Self {
             schema,
             analyzer,
+            auth,
             cache,
             db,
             limits,
             plans: moka::sync::Cache::builder().max_capacity(50_000).build(),
+            // Weighed by text: 4 MiB of distinct document text (trees a few
+            // times that), far beyond any frontend's set of queries.
+            documents: moka::sync::Cache::builder()
+                .max_capacity(4 * 1024 * 1024)
+                .weigher(|_, parsed: &Arc<Parsed>| parsed.text_bytes.saturating_add(64))
+                .build(),
         }
     }
 
@@ -186,26 +215,34 @@ impl Executor {
             .map(|p| p.plan.clone())
     }
 
-    /// Answers one HTTP request: a single request or a batch. `client` is
-    /// the caller's address (rate limits).
+    /// Answers one HTTP request: a single request or a batch. `token` is
+    /// the verified bearer token, `client` the caller's address (rate
+    /// limits).
     pub async fn run(
         &self,
         source: Source,
-        viewer: Option<Viewer>,
+        token: Option<TokenSubject>,
         client: Option<IpAddr>,
     ) -> Answer {
+        if let Some(subject) = token
+            && self.cache.enabled()
+            && source.is_single()
+        {
+            return self.signed_in(&source, subject, client).await;
+        }
+        let viewer = match token {
+            Some(subject) => match self.resolve(subject).await {
+                Ok(viewer) => Some(viewer),
+                Err(answer) => return answer,
+            },
+            None => None,
+        };
         let call = Call {
             viewer,
             client,
             db: &self.db,
             over_get: source.over_get(),
         };
-        if let Some(viewer) = viewer
-            && self.cache.enabled()
-            && source.is_single()
-        {
-            return self.cached(&source, viewer, Purpose::Client, call).await;
-        }
         if let Err(answer) = self.check_body(&source) {
             return answer;
         }
@@ -288,11 +325,29 @@ impl Executor {
             .map_err(refused)?;
         let operation = request.operation_name.clone();
         let variables = std::mem::take(&mut request.variables);
+        // A document seen before is not parsed again (its analysis depends
+        // on the variables, so that runs every time; it is one short walk).
+        let text = crate::cache::request_hash(request.query.as_bytes());
+        let known = self.documents.get(&text);
+        if let Some(parsed) = &known {
+            request.set_parsed_query(parsed.doc.clone());
+        }
+        let text_bytes = u32::try_from(request.query.len()).unwrap_or(u32::MAX);
         let analysis = match request.parsed_query() {
-            Ok(doc) => self
-                .analyzer
-                .analyse(doc, operation.as_deref(), &variables, caller, tokens)
-                .map_err(refused),
+            Ok(doc) => {
+                if known.is_none() {
+                    self.documents.insert(
+                        text,
+                        Arc::new(Parsed {
+                            doc: doc.clone(),
+                            text_bytes,
+                        }),
+                    );
+                }
+                self.analyzer
+                    .analyse(doc, operation.as_deref(), &variables, caller, tokens)
+                    .map_err(refused)
+            }
             Err(mut error) => {
                 tag(&mut error, ErrorCode::GraphqlParseFailed);
                 Err(Answer::new(Outcome::ParseFailed, errors_body(&[error]))
@@ -304,6 +359,67 @@ impl Executor {
             name_operation(analysis.name.as_deref());
         }
         analysis
+    }
+
+    /// The current viewer behind a token, or the answer refusing it.
+    async fn resolve(&self, subject: TokenSubject) -> Result<Viewer, Answer> {
+        match self.auth.resolve(&self.db, &self.cache, subject).await {
+            Ok(viewer) => {
+                tracing::Span::current().record("team", viewer.team_id);
+                Ok(viewer)
+            }
+            Err(AuthResolveError::Refused(reason)) => Err(Answer::error(
+                Outcome::Unauthenticated,
+                ErrorCode::Unauthenticated,
+                &reason.to_string(),
+            )),
+            Err(AuthResolveError::Database(e)) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "checking a token against the database failed"
+                );
+                Err(Answer::error(
+                    Outcome::Unavailable,
+                    ErrorCode::Unavailable,
+                    "the service cannot check your token right now: retry shortly",
+                ))
+            }
+        }
+    }
+
+    /// A single signed-in request through the cache. A viewer this replica
+    /// remembers is used at once and confirmed by the `users` generation the
+    /// lookup reads alongside the entry; otherwise it is resolved first.
+    async fn signed_in(
+        &self,
+        source: &Source,
+        subject: TokenSubject,
+        client: Option<IpAddr>,
+    ) -> Answer {
+        let (viewer, unconfirmed) = match self.auth.remembered(subject) {
+            Some((viewer, generation)) => {
+                tracing::Span::current().record("team", viewer.team_id);
+                (
+                    viewer,
+                    Some(Unconfirmed {
+                        subject,
+                        generation,
+                    }),
+                )
+            }
+            None => match self.resolve(subject).await {
+                Ok(viewer) => (viewer, None),
+                Err(answer) => return answer,
+            },
+        };
+        let call = Call {
+            viewer: Some(viewer),
+            client,
+            db: &self.db,
+            over_get: source.over_get(),
+        };
+        self.cached(source, viewer, Purpose::Client, call, unconfirmed)
+            .await
     }
 
     async fn uncached(&self, mut request: GqlRequest, call: Call<'_>) -> Answer {
@@ -322,6 +438,7 @@ impl Executor {
         viewer: Viewer,
         purpose: Purpose,
         call: Call<'_>,
+        unconfirmed: Option<Unconfirmed>,
     ) -> Answer {
         let hash = crate::cache::request_hash(source.raw());
         let mut prepared: Option<(GqlRequest, Analysis)> = None;
@@ -351,6 +468,13 @@ impl Executor {
             }
         };
         let Plan::Cache(plan) = &planned.plan else {
+            if let Some(pending) = unconfirmed {
+                match self.resolve(pending.subject).await {
+                    Ok(current) if current == viewer => {}
+                    Ok(current) => return self.as_now(source, current, call).await,
+                    Err(answer) => return answer,
+                }
+            }
             return match self.prepared(source, prepared) {
                 Ok((request, analysis)) => self.execute(request, &analysis, call).await,
                 Err(answer) => answer,
@@ -367,9 +491,9 @@ impl Executor {
             cache.kind = plan.kinds.first().map_or("", |k| k.label()),
             cache.outcome = tracing::field::Empty,
         );
-        let lookup = self
+        let (lookup, users) = self
             .cache
-            .lookup(hash, plan, &scope, purpose)
+            .lookup_checking_users(hash, plan, &scope, purpose)
             .instrument(lookup_span.clone())
             .await;
         lookup_span.record(
@@ -381,6 +505,15 @@ impl Executor {
             },
         );
         drop(lookup_span);
+        if let Some(pending) = unconfirmed
+            && users != Some(pending.generation)
+        {
+            match self.resolve(pending.subject).await {
+                Ok(current) if current == viewer => {}
+                Ok(current) => return self.as_now(source, current, call).await,
+                Err(answer) => return answer,
+            }
+        }
         match lookup {
             Lookup::Hit(body) => {
                 name_operation(planned.operation.as_deref());
@@ -444,6 +577,21 @@ impl Executor {
         }
     }
 
+    /// Starts over as the viewer is now (the remembered one was outdated:
+    /// a role change, say).
+    fn as_now<'a>(
+        &'a self,
+        source: &'a Source,
+        viewer: Viewer,
+        call: Call<'a>,
+    ) -> futures::future::BoxFuture<'a, Answer> {
+        let call = Call {
+            viewer: Some(viewer),
+            ..call
+        };
+        Box::pin(self.cached(source, viewer, Purpose::Client, call, None))
+    }
+
     /// The decoded and analysed request, reusing what planning produced.
     fn prepared(
         &self,
@@ -492,7 +640,9 @@ impl Executor {
                 db,
                 over_get: spec.over_get,
             };
-            let answer = self.cached(&source, viewer, Purpose::Refresh, call).await;
+            let answer = self
+                .cached(&source, viewer, Purpose::Refresh, call, None)
+                .await;
             if answer.cache == Some(CacheState::Miss) {
                 refreshed += 1;
             }
@@ -655,6 +805,7 @@ fn outcome_code(outcome: Outcome) -> u16 {
         Outcome::MutationOverGet => 405,
         Outcome::Unavailable => 503,
         Outcome::Limited(_) => 429,
+        Outcome::Unauthenticated => 401,
     }
 }
 
@@ -665,6 +816,7 @@ fn code_outcome(code: u16) -> Outcome {
         405 => Outcome::MutationOverGet,
         503 => Outcome::Unavailable,
         429 => Outcome::Limited(1),
+        401 => Outcome::Unauthenticated,
         _ => Outcome::Invalid,
     }
 }
