@@ -369,6 +369,9 @@ pub struct RequestStats {
     operation: OnceLock<String>,
     /// The stable code of the answer's first error.
     code: OnceLock<&'static str>,
+    /// Whether the request's trace is sampled (its inner spans are worth
+    /// making).
+    sampled: AtomicBool,
 }
 
 impl RequestStats {
@@ -398,6 +401,31 @@ pub async fn with_request_stats<F: Future>(stats: Arc<RequestStats>, fut: F) -> 
 /// from the database's metric callback).
 pub fn count_sql_statement() {
     let _ = REQUEST.try_with(|stats| stats.sql.fetch_add(1, Ordering::Relaxed));
+}
+
+/// Makes an inner span (cache, operation, loader, store command) when it
+/// can be of use: always with traces off (a disabled callsite costs next to
+/// nothing, and `RUST_LOG=debug` shows them), and with traces on only in a
+/// sampled request, so requests sampled out pay for one span, not ten.
+pub fn inner_span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if !tracing_enabled()
+        || REQUEST
+            .try_with(|s| s.sampled.load(Ordering::Relaxed))
+            .unwrap_or(true)
+    {
+        make()
+    } else {
+        tracing::Span::none()
+    }
+}
+
+/// Notes whether the request's own span was sampled.
+pub fn note_sampled(span: &tracing::Span) {
+    if !tracing_enabled() {
+        return;
+    }
+    let sampled = span.context().span().span_context().is_sampled();
+    let _ = REQUEST.try_with(|s| s.sampled.store(sampled, Ordering::Relaxed));
 }
 
 /// Notes the request's operation name (the first one set wins).

@@ -658,14 +658,16 @@ impl ResponseCache {
         command: &'static str,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let span = tracing::debug_span!(
-            "cache.command",
-            otel.name = command,
-            otel.kind = "client",
-            otel.status_code = tracing::field::Empty,
-            db.system = self.store.backend(),
-            db.operation = command,
-        );
+        let span = crate::telemetry::inner_span(|| {
+            tracing::debug_span!(
+                "cache.command",
+                otel.name = command,
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                db.system = self.store.backend(),
+                db.operation = command,
+            )
+        });
         let result = match tokio::time::timeout(self.settings.command_timeout, op)
             .instrument(span.clone())
             .await

@@ -293,12 +293,14 @@ where
     type Error = L::Error;
 
     async fn load(&self, keys: &[K]) -> Result<HashMap<K, Self::Value>, Self::Error> {
-        let span = tracing::debug_span!(
-            "dataloader.batch",
-            otel.name = %format_args!("dataloader {}", self.name),
-            loader = self.name,
-            keys = keys.len(),
-        );
+        let span = crate::telemetry::inner_span(|| {
+            tracing::debug_span!(
+                "dataloader.batch",
+                otel.name = %format_args!("dataloader {}", self.name),
+                loader = self.name,
+                keys = keys.len(),
+            )
+        });
         self.inner.load(keys).instrument(span).await
     }
 }

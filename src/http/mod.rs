@@ -109,7 +109,14 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
     let graphql = route == "/graphql";
     let stats = Arc::new(RequestStats::default());
     let started = Instant::now();
-    let mut response = with_request_stats(Arc::clone(&stats), next.run(request))
+    let inner = {
+        let span = span.clone();
+        async move {
+            telemetry::note_sampled(&span);
+            next.run(request).await
+        }
+    };
+    let mut response = with_request_stats(Arc::clone(&stats), inner)
         .instrument(span.clone())
         .await;
     span.record("sql", stats.sql_statements());

@@ -485,12 +485,14 @@ impl Executor {
             role: viewer.role,
             user_id: viewer.user_id,
         };
-        let lookup_span = tracing::debug_span!(
-            "cache.lookup",
-            otel.name = "cache lookup",
-            cache.kind = plan.kinds.first().map_or("", |k| k.label()),
-            cache.outcome = tracing::field::Empty,
-        );
+        let lookup_span = telemetry::inner_span(|| {
+            tracing::debug_span!(
+                "cache.lookup",
+                otel.name = "cache lookup",
+                cache.kind = plan.kinds.first().map_or("", |k| k.label()),
+                cache.outcome = tracing::field::Empty,
+            )
+        });
         let (lookup, users) = self
             .cache
             .lookup_checking_users(hash, plan, &scope, purpose)
@@ -660,13 +662,15 @@ impl Executor {
             None => "unknown",
         };
         let name = analysis.name.as_deref().unwrap_or("anonymous");
-        let span = tracing::debug_span!(
-            "graphql.operation",
-            otel.name = %format_args!("{kind} {name}"),
-            graphql.operation.type = kind,
-            graphql.operation.name = name,
-            graphql.document = %format_args!("{:032x}", crate::cache::request_hash(request.query.as_bytes())),
-        );
+        let span = telemetry::inner_span(|| {
+            tracing::debug_span!(
+                "graphql.operation",
+                otel.name = %format_args!("{kind} {name}"),
+                graphql.operation.type = kind,
+                graphql.operation.name = name,
+                graphql.document = %format_args!("{:032x}", crate::cache::request_hash(request.query.as_bytes())),
+            )
+        });
         self.execute_in_span(request, analysis, call)
             .instrument(span)
             .await
