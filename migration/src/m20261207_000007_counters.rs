@@ -120,9 +120,12 @@ pub const BACKFILL: [&str; 3] = [
 ];
 
 /// One function per table: the statement's old rows count -1, its new rows
-/// +1, grouped by key and applied in key order.
+/// +1, grouped by key and applied in key order. Each function keeps the
+/// schema path it was created under, so a session with another one (as
+/// `pg_dump` output sets) still finds the counters.
 const POSTGRES_TRIGGERS: &str = r#"
-CREATE FUNCTION jg_jobs_counts() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION jg_jobs_counts() RETURNS trigger LANGUAGE plpgsql
+  SET search_path FROM CURRENT AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO job_counts (team_id, status, n)
@@ -161,7 +164,8 @@ CREATE TRIGGER jg_jobs_counts_update AFTER UPDATE ON jobs
 CREATE TRIGGER jg_jobs_counts_delete AFTER DELETE ON jobs
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jg_jobs_counts();
 
-CREATE FUNCTION jg_logs_counts() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION jg_logs_counts() RETURNS trigger LANGUAGE plpgsql
+  SET search_path FROM CURRENT AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO log_counts (team_id, level, n)

@@ -8,7 +8,10 @@
 use sea_orm::{
     ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable, QuerySelect,
     QueryTrait, Select,
-    sea_query::{Alias, Expr, ExprTrait, JoinType, QueryStatementBuilder, SelectStatement},
+    sea_query::{
+        Alias, Asterisk, DynIden, Expr, ExprTrait, IntoIden, JoinType, Order, Query,
+        QueryStatementBuilder, SelectStatement,
+    },
 };
 
 use super::{
@@ -43,14 +46,20 @@ pub struct Joins<C> {
     pub team: C,
 }
 
-/// Adds the user (`u_*` columns) and team (`t_*`) of each row to `q`.
-fn join<E: EntityTrait>(q: &mut SelectStatement, joins: Joins<E::Column>, along: Along) {
+/// Adds the user (`u_*` columns) and team (`t_*`) of each row of `rows`
+/// (the table, or the alias of a subquery) to `q`.
+fn join<E: EntityTrait>(
+    q: &mut SelectStatement,
+    rows: DynIden,
+    joins: Joins<E::Column>,
+    along: Along,
+) {
     if along.users {
         q.join(
             JoinType::LeftJoin,
             user::Entity,
             Expr::col((user::Entity, user::Column::Id))
-                .equals((E::default(), joins.user))
+                .equals((rows.clone(), joins.user))
                 .and(Expr::col((user::Entity, user::Column::TeamId)).eq(joins.team_id)),
         );
         for c in user::Column::iter() {
@@ -64,7 +73,7 @@ fn join<E: EntityTrait>(q: &mut SelectStatement, joins: Joins<E::Column>, along:
         q.join(
             JoinType::LeftJoin,
             team::Entity,
-            Expr::col((team::Entity, team::Column::Id)).equals((E::default(), joins.team)),
+            Expr::col((team::Entity, team::Column::Id)).equals((rows, joins.team)),
         );
         for c in team::Column::iter() {
             q.expr_as(
@@ -100,6 +109,11 @@ fn split<M: FromQueryResult>(
 /// One keyset page of `select` (ordered by `(sort, id)` columns) with what
 /// comes along, `total` being the subquery that counts the list. An empty
 /// page carries no total (the caller counts apart).
+///
+/// The page is cut first, in a subquery of its own, and only its rows are
+/// joined: with the joins in the same query block the planner may walk the
+/// whole table's time index instead of the team's (fine for a large team,
+/// a full scan for a small one).
 pub async fn page<E, C>(
     db: &C,
     select: Select<E>,
@@ -113,10 +127,22 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    let mut q = keyset::keyset(select, sort_col, id_col, page)
+    let inner = keyset::keyset(select, sort_col, id_col, page)
         .limit(page.limit + 1)
         .into_query();
-    join::<E>(&mut q, joins, along);
+    let rows: DynIden = Alias::new("jg_page").into_iden();
+    let order = if page.read_descending() {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let mut q = Query::select()
+        .column((rows.clone(), Asterisk))
+        .from_subquery(inner, rows.clone())
+        .order_by((rows.clone(), sort_col), order.clone())
+        .order_by((rows.clone(), id_col), order)
+        .to_owned();
+    join::<E>(&mut q, rows, joins, along);
     let along = Along {
         total: total.is_some(),
         ..along
@@ -152,7 +178,7 @@ where
         total: false,
         ..along
     };
-    join::<E>(&mut q, joins, along);
+    join::<E>(&mut q, E::default().into_iden(), joins, along);
     let Some(row) = db.query_one(&q).await? else {
         return Ok(None);
     };

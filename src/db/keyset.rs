@@ -168,7 +168,7 @@ impl PageRequest {
     }
 
     /// The order rows are read in: reversed when reading from the end.
-    fn read_descending(&self) -> bool {
+    pub fn read_descending(&self) -> bool {
         self.sort.descending == (self.direction == Direction::Forward)
     }
 }
