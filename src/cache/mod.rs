@@ -32,6 +32,7 @@
 mod entry;
 mod flight;
 pub mod metrics;
+mod near;
 pub mod plan;
 pub mod store;
 mod sweeper;
@@ -152,6 +153,8 @@ pub struct ResponseCache {
     sweeper: mpsc::Sender<(i64, Class)>,
     pending: Pending,
     warmable: moka::sync::Cache<i64, Arc<Vec<WarmSpec>>>,
+    /// Near copies of Redis entries (see [`near`]); `None` without Redis.
+    near: Option<near::Near>,
 }
 
 impl ResponseCache {
@@ -178,7 +181,12 @@ impl ResponseCache {
             None => Store::Memory(MemoryStore::new(settings.memory_max_bytes)),
         };
         let (tx, rx) = mpsc::channel(10_000);
+        let near = match store {
+            Store::Redis(_) => near::Near::new(settings.near_max_bytes, settings.near_ttl),
+            Store::Memory(_) => None,
+        };
         let cache = Arc::new(Self {
+            near,
             flights: flight::Flights::default(),
             sweeper: tx,
             pending: Pending::default(),
@@ -384,8 +392,12 @@ impl ResponseCache {
             }
             None => None,
         };
-        let read = keys.len() + 1;
-        keys.push(key.clone());
+        // With a near copy, only the generations are read.
+        let near = self.near.as_ref().and_then(|n| n.get(&key));
+        let read = keys.len() + usize::from(near.is_none());
+        if near.is_none() {
+            keys.push(key.clone());
+        }
         let mut values = match self.timed("MGET", self.store.mget(keys)).await {
             Ok(values) if values.len() == read => values,
             Ok(_) | Err(_) => {
@@ -393,7 +405,11 @@ impl ResponseCache {
                 return (Lookup::Bypass, None);
             }
         };
-        let entry = values.pop().flatten();
+        let mut entry = if near.is_none() {
+            values.pop().flatten()
+        } else {
+            None
+        };
         let mut generations: Vec<Option<u64>> = values
             .iter()
             .map(|v| v.as_deref().and_then(parse_gen))
@@ -403,12 +419,46 @@ impl ResponseCache {
             .and_then(|at| generations[at])
             .filter(|g| *g != 0);
         generations.truncate(plan.deps.len());
+        let current = generations.iter().all(Option::is_some);
+        if let Some(near) = &near {
+            if current
+                && near
+                    .generations
+                    .iter()
+                    .copied()
+                    .map(Some)
+                    .eq(generations.iter().copied())
+            {
+                if counted {
+                    self.metrics.hit(kind);
+                }
+                return (Lookup::Hit(near.body.clone()), users);
+            }
+            // Outdated here; another replica may have stored a current one.
+            if let Some(n) = &self.near {
+                n.forget(&key);
+            }
+            if current {
+                entry = match self.timed("GET", self.store.mget(vec![key.clone()])).await {
+                    Ok(mut values) => values.pop().flatten(),
+                    Err(_) => None,
+                };
+            }
+        }
         if let Some(entry) = entry
-            && generations.iter().all(Option::is_some)
+            && current
             && let Some(body) = entry::decode(&entry, &plan.deps, &generations)
         {
             if counted {
                 self.metrics.hit(kind);
+            }
+            if let Some(n) = &self.near {
+                n.keep(
+                    key,
+                    generations.iter().map(|g| g.unwrap_or(0)).collect(),
+                    body.clone(),
+                    ttl,
+                );
             }
             return (Lookup::Hit(body), users);
         }
@@ -532,8 +582,17 @@ impl ResponseCache {
                 let computed = compute().await;
                 if computed.cacheable && storable && computed.body.len() <= max_entry {
                     let value = entry::encode(&deps, &generations, &computed.body);
+                    let lifetime = jitter(ttl);
+                    if let Some(n) = &self.near {
+                        n.keep(
+                            key.clone(),
+                            generations.clone(),
+                            computed.body.clone(),
+                            lifetime,
+                        );
+                    }
                     if self
-                        .timed("SET", self.store.set(key, value, Some(jitter(ttl))))
+                        .timed("SET", self.store.set(key, value, Some(lifetime)))
                         .await
                         .is_err()
                     {

@@ -62,6 +62,14 @@ pub struct CacheSettings {
     pub max_entry_bytes: usize,
     /// `REDIS_POOL_SIZE` (default 4).
     pub redis_pool_size: usize,
+    /// `CACHE_NEAR_MAX_BYTES`: with Redis, the answers this replica read or
+    /// stored are also kept in process, so a hit fetches only the
+    /// generations from Redis, not the answer (default 64 MiB; 0: off).
+    pub near_max_bytes: u64,
+    /// `CACHE_NEAR_TTL_MS`: the longest an answer is kept near (default
+    /// 10000); it is served only while its generations are current, and
+    /// never longer than its kind's lifetime.
+    pub near_ttl: Duration,
 }
 
 impl Default for CacheSettings {
@@ -77,6 +85,8 @@ impl Default for CacheSettings {
             memory_max_bytes: 256 * 1024 * 1024,
             max_entry_bytes: 1024 * 1024,
             redis_pool_size: 4,
+            near_max_bytes: 64 * 1024 * 1024,
+            near_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -137,6 +147,12 @@ impl CacheSettings {
         }
         if let Some(n) = env.range("REDIS_POOL_SIZE", 1usize, 64)? {
             self.redis_pool_size = n;
+        }
+        if let Some(n) = env.range("CACHE_NEAR_MAX_BYTES", 0u64, 1u64 << 40)? {
+            self.near_max_bytes = n;
+        }
+        if let Some(d) = env.millis("CACHE_NEAR_TTL_MS", 1, 86_400_000)? {
+            self.near_ttl = d;
         }
         Ok(())
     }

@@ -37,10 +37,6 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            record_metrics,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
             request_context,
         ))
         .with_state(state)
@@ -58,7 +54,8 @@ fn span_has_errors(response: &Response) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct AnsweredWithErrors;
 
-/// One span per request — its id (the client's `X-Request-Id` if it sent a
+/// One span per request, and its metrics (count and latency by route and
+/// status, by GraphQL operation and error code) — its id (the client's `X-Request-Id` if it sent a
 /// sane one, else a new one, sent back either way), route, and what the
 /// layers below record: operation, team, cache outcome, SQL statements —
 /// so every log line inside it says which request it belongs to.
@@ -128,13 +125,25 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
             span.record("otel.status_code", "ERROR");
         }
     }
+    let metrics = state.metrics();
+    metrics
+        .http_duration
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(elapsed.as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            route: route.clone(),
+            status,
+        })
+        .inc();
     if graphql {
         let code = stats
             .error_code()
             .or_else(|| (status >= 400).then_some("HTTP_ERROR"));
-        state
-            .metrics()
-            .graphql_request(stats.operation(), code, elapsed.as_secs_f64());
+        metrics.graphql_request(stats.operation(), code, elapsed.as_secs_f64());
     }
     let ms = elapsed.as_secs_f64() * 1e3;
     // One summary line per request that needs a look (failed, answered
@@ -150,31 +159,5 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    response
-}
-
-/// Counts requests by route and status and records their latency.
-async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let metrics = state.metrics();
-    metrics
-        .http_duration
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .http_requests
-        .get_or_create(&HttpLabels {
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
     response
 }
