@@ -81,7 +81,7 @@ impl Application {
         ));
         let throttle = Arc::new(Throttle::new(Arc::clone(&cache)));
         let config = Arc::new(config);
-        let schema = graphql::build_schema(Services {
+        let schemas = graphql::build_schemas(Services {
             db: db.clone(),
             config: Arc::clone(&config),
             auth: Arc::clone(&auth),
@@ -89,7 +89,7 @@ impl Application {
             throttle: Arc::clone(&throttle),
         })?;
         let executor = Arc::new(Executor::new(
-            schema,
+            schemas,
             graphql::analyzer(&config.limits, config.introspection)?,
             Arc::clone(&auth),
             Arc::clone(&cache),

@@ -19,6 +19,7 @@ use crate::{
 };
 
 /// Long-lived services, put into the schema once.
+#[derive(Clone)]
 pub struct Services {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,

@@ -39,14 +39,26 @@ fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, EmptySubscript
     }
 }
 
-/// The schema with its services; answers are measured against
-/// `MAX_RESPONSE_BYTES` while they are built.
-pub fn build_schema(services: Services) -> anyhow::Result<JobgraphSchema> {
+/// The schema twice, with the same services: `measured` measures answers
+/// against `MAX_RESPONSE_BYTES` while they are built (an extension that
+/// runs around every field), `lean` does not and serves the queries whose
+/// answers the analysis bounds under the limit before they run.
+pub struct Schemas {
+    pub measured: JobgraphSchema,
+    pub lean: JobgraphSchema,
+}
+
+/// Both schemas with their services.
+pub fn build_schemas(services: Services) -> anyhow::Result<Schemas> {
     let table = analysis::types::TypeTable::from_sdl(&sdl())?;
-    Ok(builder(services.config.introspection)
-        .extension(budget::Measure::new(table.objects.into_keys()))
-        .data(services)
-        .finish())
+    let introspection = services.config.introspection;
+    Ok(Schemas {
+        measured: builder(introspection)
+            .extension(budget::Measure::new(table.objects.into_keys()))
+            .data(services.clone())
+            .finish(),
+        lean: builder(introspection).data(services).finish(),
+    })
 }
 
 /// The analyser of documents for this schema and these limits.

@@ -47,6 +47,18 @@ const DEFAULT_PAGE: u64 = 20;
 /// `getIntrospectionQuery()` nests `ofType` nine levels below `__schema`.
 const MAX_INTROSPECTION_DEPTH: u64 = 24;
 
+/// The most bytes one field other than those in [`LARGE_FIELDS`] adds to
+/// an answer (its key and value as JSON: the longest is a 2,048-byte URL).
+const FIELD_MAX_BYTES: u64 = 4096;
+
+/// Fields whose values may be long (free text a user or the model wrote,
+/// structured metadata): an answer holding one is measured while built.
+const LARGE_FIELDS: [(&str, &str); 3] = [
+    ("Job", "description"),
+    ("Resume", "content"),
+    ("Log", "metadata"),
+];
+
 /// Root mutations that check a password or create an account: at most one
 /// per document, so a request cannot try a thousand passwords.
 const SIGN_INS: [&str; 3] = ["login", "signup", "createUser"];
@@ -103,6 +115,10 @@ pub struct Analysis {
     /// `login`, `signup` and `createUser` fields.
     pub sign_ins: u64,
     pub introspection: bool,
+    /// Whether the answer could pass `MAX_RESPONSE_BYTES` (it selects a
+    /// long field, or its cost times the longest field does): then it is
+    /// measured while it is built.
+    pub needs_measure: bool,
     /// Whether and how the answer may be cached.
     pub plan: Plan,
 }
@@ -114,6 +130,7 @@ pub struct Analyzer {
     anonymous: QueryLimits,
     max_list: u64,
     introspection: bool,
+    max_response_bytes: u64,
 }
 
 impl Analyzer {
@@ -126,6 +143,7 @@ impl Analyzer {
             anonymous: limits.anonymous,
             max_list: limits.max_bulk_jobs as u64,
             introspection,
+            max_response_bytes: limits.max_response_bytes as u64,
         })
     }
 
@@ -284,6 +302,7 @@ impl Analyzer {
                 selections: total_selections,
                 sign_ins: 0,
                 introspection: false,
+                needs_measure: true,
                 plan: Plan::Bypass,
             });
         };
@@ -307,6 +326,9 @@ impl Analyzer {
             selections: summary.selections,
             sign_ins: summary.sign_ins,
             introspection: summary.introspection,
+            needs_measure: summary.large
+                || summary.introspection
+                || summary.cost().saturating_mul(FIELD_MAX_BYTES) > self.max_response_bytes,
             plan,
         })
     }
@@ -413,6 +435,8 @@ struct Summary {
     root_fields: u64,
     sign_ins: u64,
     introspection: bool,
+    /// Selects a field of [`LARGE_FIELDS`].
+    large: bool,
     kinds: BTreeSet<CacheKind>,
     deps: BTreeSet<Dep>,
     per_user: bool,
@@ -444,6 +468,7 @@ impl Summary {
         self.root_fields = self.root_fields.saturating_add(other.root_fields);
         self.sign_ins = self.sign_ins.saturating_add(other.sign_ins);
         self.introspection |= other.introspection;
+        self.large |= other.large;
         self.kinds.extend(other.kinds.iter().copied());
         self.deps.extend(other.deps.iter().copied());
         self.per_user |= other.per_user;
@@ -453,6 +478,7 @@ impl Summary {
     /// Takes a child's cache information (not its counts).
     fn inherit_cache(&mut self, child: &Summary) {
         self.introspection |= child.introspection;
+        self.large |= child.large;
         self.kinds.extend(child.kinds.iter().copied());
         self.deps.extend(child.deps.iter().copied());
         self.per_user |= child.per_user;
@@ -608,6 +634,7 @@ impl<'a> Walker<'a> {
         out.aliases = out.aliases.saturating_add(child.aliases);
         out.selections = out.selections.saturating_add(child.selections);
         out.inherit_cache(&child);
+        out.large |= LARGE_FIELDS.contains(&(ty, name));
         if is_root && Some(ty) == self.table.mutation.as_deref() && SIGN_INS.contains(&name) {
             out.sign_ins = 1;
         }

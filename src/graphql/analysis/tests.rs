@@ -411,3 +411,20 @@ fn every_operation_of_a_document_is_measured() {
         .unwrap_err();
     assert_eq!(refused.code, "TOO_MANY_SELECTIONS");
 }
+
+#[test]
+fn answers_that_could_pass_the_size_limit_are_measured_the_others_not() {
+    let lean = analyse("{ jobs(first: 20) { totalCount nodes { id title company team { name } createdBy { name email } } } }").unwrap();
+    assert!(!lean.needs_measure, "{lean:?}");
+    // A long field, wherever it is.
+    for query in [
+        "{ jobs(first: 1) { nodes { description } } }",
+        "{ job(id: \"Sm9iOjE\") { resumes { content } } }",
+        "{ logs(first: 1) { nodes { metadata } } }",
+    ] {
+        assert!(analyse(query).unwrap().needs_measure, "{query}");
+    }
+    // Enough fields that even short ones could add up past the limit.
+    let wide = analyse("{ users(first: 100) { nodes { jobs(first: 100) { nodes { id title company location url } } } } }").unwrap();
+    assert!(wide.needs_measure);
+}

@@ -18,7 +18,7 @@ use serde_json::json;
 
 pub use self::source::Source;
 use super::{
-    JobgraphSchema,
+    JobgraphSchema, Schemas,
     analysis::{Analysis, Analyzer, Caller, Refusal},
     budget::ResponseBudget,
     context::Session,
@@ -152,7 +152,7 @@ struct Planned {
 
 /// Runs requests against the schema, through the cache where it can.
 pub struct Executor {
-    schema: JobgraphSchema,
+    schemas: Schemas,
     analyzer: Analyzer,
     auth: Arc<Authenticator>,
     cache: Arc<ResponseCache>,
@@ -175,7 +175,7 @@ struct Parsed {
 
 impl Executor {
     pub fn new(
-        schema: JobgraphSchema,
+        schemas: Schemas,
         analyzer: Analyzer,
         auth: Arc<Authenticator>,
         cache: Arc<ResponseCache>,
@@ -183,7 +183,7 @@ impl Executor {
         limits: Limits,
     ) -> Self {
         Self {
-            schema,
+            schemas,
             analyzer,
             auth,
             cache,
@@ -200,7 +200,7 @@ impl Executor {
     }
 
     pub fn schema(&self) -> &JobgraphSchema {
-        &self.schema
+        &self.schemas.measured
     }
 
     pub fn analyzer(&self) -> &Analyzer {
@@ -690,12 +690,18 @@ impl Executor {
             );
         }
         let mut request = request.data(Session::new(call.db.clone(), call.viewer, call.client));
-        let budget = (analysis.operation == Some(OperationType::Query))
+        // Only a query whose answer could pass the limit is measured while
+        // it is built (the measuring runs around every field).
+        let budget = (analysis.operation == Some(OperationType::Query) && analysis.needs_measure)
             .then(|| Arc::new(ResponseBudget::new(self.limits.max_response_bytes)));
-        if let Some(budget) = &budget {
-            request = request.data(Arc::clone(budget));
-        }
-        let mut response = self.schema.execute(request).await;
+        let schema = match &budget {
+            Some(budget) => {
+                request = request.data(Arc::clone(budget));
+                &self.schemas.measured
+            }
+            None => &self.schemas.lean,
+        };
+        let mut response = schema.execute(request).await;
         if let Some(budget) = budget
             && budget.exceeded()
         {
