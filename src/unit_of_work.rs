@@ -192,6 +192,14 @@ impl UnitOfWork {
             writer: self.writer,
             touched: committed.touched.clone(),
             wake: committed.tasks > 0,
+            // A delayed task (the coalesced refresh) is due later: wake the
+            // workers then too, rather than at their next poll.
+            wake_later: self
+                .tasks
+                .iter()
+                .map(|t| t.delay)
+                .filter(|d| !d.is_zero())
+                .min(),
             events: self.events,
         };
         Ok((committed, follow_up))
@@ -203,6 +211,7 @@ struct FollowUp {
     writer: Writer,
     touched: BTreeMap<i64, BTreeSet<Dep>>,
     wake: bool,
+    wake_later: Option<std::time::Duration>,
     events: Vec<Event>,
 }
 
@@ -211,6 +220,13 @@ impl FollowUp {
         for (team_id, deps) in &self.touched {
             let deps: Vec<Dep> = deps.iter().copied().collect();
             self.writer.cache.invalidate(*team_id, &deps).await;
+        }
+        if let Some(delay) = self.wake_later {
+            let tasks = self.writer.tasks.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                tasks.wake();
+            });
         }
         if self.wake {
             self.writer.tasks.wake();

@@ -132,7 +132,7 @@ pub struct WarmSpec {
 
 /// Requests kept per team for warming, their bytes per team, the largest
 /// one kept, and the bytes kept for all teams together.
-const WARM_PER_TEAM: usize = 8;
+const WARM_PER_TEAM: usize = 32;
 const WARM_BYTES_PER_TEAM: usize = 64 * 1024;
 const WARM_MAX_REQUEST_BYTES: usize = 16 * 1024;
 const WARM_BYTES_TOTAL: u64 = 16 * 1024 * 1024;
@@ -822,12 +822,12 @@ mod tests {
         cache.note_warmable(warm(1, 1, WARM_MAX_REQUEST_BYTES + 8));
         assert!(cache.warmable(1).is_empty());
         // At most WARM_PER_TEAM, newest first.
-        for user in 0..20 {
-            cache.note_warmable(warm(1, user, 1024));
+        for user in 0..40 {
+            cache.note_warmable(warm(1, user, 512));
         }
         let kept = cache.warmable(1);
         assert_eq!(kept.len(), WARM_PER_TEAM);
-        assert_eq!(kept[0].scope.user_id, 19);
+        assert_eq!(kept[0].scope.user_id, 39);
         // At most WARM_BYTES_PER_TEAM per team.
         for user in 0..20 {
             cache.note_warmable(warm(2, user, WARM_MAX_REQUEST_BYTES));

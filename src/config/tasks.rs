@@ -29,8 +29,8 @@ pub struct TaskSettings {
     pub retention_days: i64,
     /// `LOG_RETENTION_INTERVAL_SECS` (default 3600).
     pub retention_interval: Duration,
-    /// `CACHE_REFRESH_DELAY_MS` (default 250): writes within this window
-    /// share one refresh of the team's hot reads (`jobStats`, lists, log).
+    /// `CACHE_REFRESH_DELAY_MS` (default 50): writes within this window
+    /// share one refresh of the team's recent reads.
     pub refresh_delay: Duration,
 }
 
@@ -45,7 +45,7 @@ impl Default for TaskSettings {
             shutdown_grace: Duration::from_secs(20),
             retention_days: 90,
             retention_interval: Duration::from_secs(3600),
-            refresh_delay: Duration::from_millis(250),
+            refresh_delay: Duration::from_millis(50),
         }
     }
 }

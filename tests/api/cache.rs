@@ -400,7 +400,13 @@ async fn a_hundred_concurrent_misses_run_the_query_once() {
 #[tokio::test]
 async fn a_burst_of_writes_is_cleared_by_a_few_coalesced_sweeps_that_spare_other_entries() {
     let (url, _server) = redis();
-    let app = app_on(&url, |c| c.cache.sweep_delay = Duration::from_millis(1000)).await;
+    let app = app_on(&url, |c| {
+        c.cache.sweep_delay = Duration::from_millis(1000);
+        // No background refresh: what the sweeps clear is what the writes
+        // made stale, nothing recomputed in between.
+        c.tasks.concurrency = 0;
+    })
+    .await;
     let (token, _) = app.signup("Sweep", "admin@example.com").await;
     let (other, _) = app.signup("Other", "other@example.com").await;
     let ids = app.create_jobs(&token, "Job", 2).await;
@@ -496,4 +502,75 @@ async fn cache_enabled_false_switches_the_cache_off() {
         .await
         .unwrap();
     assert_eq!(ready["cache"]["state"], "disabled");
+}
+
+#[tokio::test]
+async fn after_a_write_the_teams_recent_reads_are_recomputed_in_the_background() {
+    let (url, _server) = redis();
+    let app = app_on(&url, |_| {}).await;
+    let (token, _) = app.signup("Warm", "admin@example.com").await;
+    let ids = app.create_jobs(&token, "Job", 2).await;
+    // Read a list, the stats and both details once: they are remembered.
+    for (query, variables) in [
+        (JOBS_LIST, json!({})),
+        ("{ jobStats { total } }", json!({})),
+        (JOB_DETAIL, json!({ "id": ids[0] })),
+        (JOB_DETAIL, json!({ "id": ids[1] })),
+    ] {
+        app.cached(&token, query, variables).await;
+    }
+    app.ok(
+        &token,
+        "mutation($id: ID!) { updateJob(id: $id, input: { title: \"Renamed\" }) { id } }",
+        json!({ "id": ids[0] }),
+    )
+    .await;
+    // The refresh runs after the write; once it has, every read hits
+    // (nobody read in between) and shows the write.
+    // (Refreshes coalesce: the one that covers the write may have been
+    // queued before it, so wait for a refresh that finished after it.)
+    let written = jobgraph::db::now();
+    app.eventually(10, "a refresh that finished after the write", || async {
+        use jobgraph::db::entities::task;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        use std::ops::Not;
+        task::Entity::find()
+            .filter(task::Column::Kind.eq("cache.refresh"))
+            .all(app.state.db())
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.status == "done")
+            && task::Entity::find()
+                .filter(task::Column::Kind.eq("cache.refresh"))
+                .filter(task::Column::FinishedAt.gt(written))
+                .all(app.state.db())
+                .await
+                .unwrap()
+                .is_empty()
+                .not()
+    })
+    .await;
+    let (state, data) = app
+        .cached(&token, JOB_DETAIL, json!({ "id": ids[0] }))
+        .await;
+    assert_eq!(
+        (state.as_str(), &data["job"]["title"]),
+        ("HIT", &json!("Renamed"))
+    );
+    let (state, data) = app.cached(&token, JOBS_LIST, json!({})).await;
+    assert_eq!(state, "HIT");
+    assert!(data.to_string().contains("Renamed"), "{data}");
+    assert_eq!(
+        app.cached(&token, "{ jobStats { total } }", json!({}))
+            .await
+            .0,
+        "HIT"
+    );
+    assert_eq!(
+        app.cached(&token, JOB_DETAIL, json!({ "id": ids[1] }))
+            .await
+            .0,
+        "HIT"
+    );
 }

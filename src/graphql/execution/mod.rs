@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     auth::{AuthResolveError, Authenticator, TokenSubject, Viewer},
-    cache::{CacheKind, Computed, Lookup, Plan, Purpose, ResponseCache, Scope, WarmSpec},
+    cache::{Computed, Lookup, Plan, Purpose, ResponseCache, Scope, WarmSpec},
     config::Limits,
     db,
     error::ErrorCode,
@@ -540,9 +540,11 @@ impl Executor {
                         .verify(&mut ticket, viewer.team_id, &existing)
                         .await;
                 }
-                // Team-wide reads are worth recomputing after a write; one
-                // job's detail is not (a write to another job leaves it valid).
-                if purpose == Purpose::Client && !plan.kinds.contains(&CacheKind::JobDetail) {
+                // Recent reads are recomputed after the team's writes; the
+                // replay looks each one up first, so only the answers a
+                // write made stale (the lists, or the changed job's detail)
+                // run again.
+                if purpose == Purpose::Client {
                     self.cache.note_warmable(WarmSpec {
                         raw: Bytes::copy_from_slice(source.raw()),
                         over_get: call.over_get,
