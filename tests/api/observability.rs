@@ -310,8 +310,12 @@ async fn a_statement_slower_than_the_threshold_is_logged_with_its_text_and_reque
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|l| l["message"] == "slow SQL statement" && l["span"]["id"] == "slow-one")
         .collect();
-    assert!(!slow.is_empty(), "{}", proc.log());
-    let line = &slow[0];
+    // The search's count (statements before the operation is known, such
+    // as the token's identity, may be slow too on a loaded machine).
+    let line = slow
+        .iter()
+        .find(|l| l["statement"].as_str().unwrap_or("").contains("jobs"))
+        .unwrap_or_else(|| panic!("{}", proc.log()));
     assert_eq!(line["level"], "WARN");
     assert_eq!(line["span"]["operation"], "Search");
     let statement = line["statement"].as_str().unwrap();
