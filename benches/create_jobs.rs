@@ -43,7 +43,12 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::embedded();
     config.bind_addr = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some(Secret::new("bench-secret-0123456789abcdef0123456789"));
+    // A random key: start-up refuses known placeholders.
+    config.jwt_secret = Some(Secret::new(format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    )));
     let backend = match std::env::var("DATABASE_URL")
         .ok()
         .filter(|u| u.starts_with("postgres"))
