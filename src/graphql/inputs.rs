@@ -164,7 +164,8 @@ impl Checker {
 const TITLE_MAX: usize = 200;
 const COMPANY_MAX: usize = 200;
 const LOCATION_MAX: usize = 200;
-const DESCRIPTION_MAX: usize = 20_000;
+/// The longest description, in characters (the answer-size bound uses it).
+pub(crate) const DESCRIPTION_MAX: usize = 20_000;
 const SEARCH_MAX: usize = 100;
 
 /// A job to create. `title` and `company` are required; `status` defaults to SAVED.

@@ -51,13 +51,21 @@ const MAX_INTROSPECTION_DEPTH: u64 = 24;
 /// an answer (its key and value as JSON: the longest is a 2,048-byte URL).
 const FIELD_MAX_BYTES: u64 = 4096;
 
-/// Fields whose values may be long (free text a user or the model wrote,
-/// structured metadata): an answer holding one is measured while built.
-const LARGE_FIELDS: [(&str, &str); 3] = [
-    ("Job", "description"),
-    ("Resume", "content"),
-    ("Log", "metadata"),
-];
+/// How many units of [`FIELD_MAX_BYTES`] a long but bounded field can take:
+/// a description (every character escaped as `\uXXXX` at worst), or the
+/// metadata the service writes (at most one id per job of a bulk call).
+fn large_field_units(ty: &str, name: &str, max_bulk_jobs: u64) -> Option<u64> {
+    let bytes = match (ty, name) {
+        ("Job", "description") => crate::graphql::inputs::DESCRIPTION_MAX as u64 * 6,
+        ("Log", "metadata") => 512 + max_bulk_jobs * 21,
+        _ => return None,
+    };
+    Some(bytes.div_ceil(FIELD_MAX_BYTES).max(1))
+}
+
+/// Fields whose size has no bound (what the model wrote): an answer
+/// holding one is always measured while it is built.
+const UNBOUNDED_FIELDS: [(&str, &str); 1] = [("Resume", "content")];
 
 /// Root mutations that check a password or create an account: at most one
 /// per document, so a request cannot try a thousand passwords.
@@ -326,9 +334,13 @@ impl Analyzer {
             selections: summary.selections,
             sign_ins: summary.sign_ins,
             introspection: summary.introspection,
-            needs_measure: summary.large
+            needs_measure: summary.unbounded
                 || summary.introspection
-                || summary.cost().saturating_mul(FIELD_MAX_BYTES) > self.max_response_bytes,
+                || summary
+                    .size_fixed
+                    .saturating_add(summary.size_per_item)
+                    .saturating_mul(FIELD_MAX_BYTES)
+                    > self.max_response_bytes,
             plan,
         })
     }
@@ -435,8 +447,13 @@ struct Summary {
     root_fields: u64,
     sign_ins: u64,
     introspection: bool,
-    /// Selects a field of [`LARGE_FIELDS`].
-    large: bool,
+    /// [`Self::fixed`] and [`Self::per_item`] with long fields weighing
+    /// what [`large_field_units`] says: the answer's size in units of
+    /// [`FIELD_MAX_BYTES`].
+    size_fixed: u64,
+    size_per_item: u64,
+    /// Selects a field whose size has no bound ([`UNBOUNDED_FIELDS`]).
+    unbounded: bool,
     kinds: BTreeSet<CacheKind>,
     deps: BTreeSet<Dep>,
     per_user: bool,
@@ -467,8 +484,10 @@ impl Summary {
         self.selections = self.selections.saturating_add(other.selections);
         self.root_fields = self.root_fields.saturating_add(other.root_fields);
         self.sign_ins = self.sign_ins.saturating_add(other.sign_ins);
+        self.size_fixed = self.size_fixed.saturating_add(other.size_fixed);
+        self.size_per_item = self.size_per_item.saturating_add(other.size_per_item);
         self.introspection |= other.introspection;
-        self.large |= other.large;
+        self.unbounded |= other.unbounded;
         self.kinds.extend(other.kinds.iter().copied());
         self.deps.extend(other.deps.iter().copied());
         self.per_user |= other.per_user;
@@ -478,7 +497,7 @@ impl Summary {
     /// Takes a child's cache information (not its counts).
     fn inherit_cache(&mut self, child: &Summary) {
         self.introspection |= child.introspection;
-        self.large |= child.large;
+        self.unbounded |= child.unbounded;
         self.kinds.extend(child.kinds.iter().copied());
         self.deps.extend(child.deps.iter().copied());
         self.per_user |= child.per_user;
@@ -588,6 +607,7 @@ impl<'a> Walker<'a> {
         out.root_fields = u64::from(is_root);
         if name == "__typename" {
             out.fixed = 1;
+            out.size_fixed = 1;
             return Ok(out);
         }
         if name == "__schema" || name == "__type" {
@@ -634,7 +654,7 @@ impl<'a> Walker<'a> {
         out.aliases = out.aliases.saturating_add(child.aliases);
         out.selections = out.selections.saturating_add(child.selections);
         out.inherit_cache(&child);
-        out.large |= LARGE_FIELDS.contains(&(ty, name));
+        out.unbounded |= UNBOUNDED_FIELDS.contains(&(ty, name));
         if is_root && Some(ty) == self.table.mutation.as_deref() && SIGN_INS.contains(&name) {
             out.sign_ins = 1;
         }
@@ -642,33 +662,16 @@ impl<'a> Walker<'a> {
             cost: Cost::Object,
             depends: Depends::Uncacheable,
         });
-        let each = child.fixed.max(1);
-        match rule.cost {
-            Cost::Leaf => out.fixed = 1,
-            Cost::Object => out.fixed = 1u64.saturating_add(child.fixed),
-            Cost::Aggregate => out.fixed = 5,
-            Cost::Items => out.per_item = 1u64.saturating_add(child.fixed),
-            Cost::Connection | Cost::Page => {
-                let arg = if rule.cost == Cost::Page {
-                    self.int_argument(field, "pageSize")
-                } else {
-                    self.int_argument(field, "first")
-                        .or_else(|| self.int_argument(field, "last"))
-                };
-                let n = arg.unwrap_or(DEFAULT_PAGE).max(1);
-                out.fixed = 2u64
-                    .saturating_add(child.fixed)
-                    .saturating_add(n.saturating_mul(child.per_item));
-            }
-            Cost::List(n) => out.fixed = 1u64.saturating_add(n.saturating_mul(each)),
-            Cost::ListArg(arg, default) => {
-                let n = self
-                    .int_argument(field, arg)
-                    .or_else(|| self.list_argument_len(field, arg))
-                    .unwrap_or(default);
-                out.fixed = 1u64.saturating_add(n.saturating_mul(each));
-            }
-        }
+        (out.fixed, out.per_item) = self.weigh(field, rule.cost, child.fixed, child.per_item, 1);
+        // The same measure with long fields weighing more: a bound on the
+        // answer's size in units of the longest short field.
+        (out.size_fixed, out.size_per_item) = self.weigh(
+            field,
+            rule.cost,
+            child.size_fixed,
+            child.size_per_item,
+            large_field_units(ty, name, self.max_list).unwrap_or(1),
+        );
         match rule.depends {
             Depends::Parent => {}
             Depends::On(dep) => {
@@ -700,11 +703,57 @@ impl<'a> Walker<'a> {
         Ok(out)
     }
 
+    /// A field's measure `(fixed, per item of its connection)` from its
+    /// children's: a leaf weighs `leaf`, a connection `first` times its
+    /// items, a list its cap times its element.
+    fn weigh(
+        &self,
+        field: &Field,
+        cost: Cost,
+        child_fixed: u64,
+        child_per_item: u64,
+        leaf: u64,
+    ) -> (u64, u64) {
+        let each = child_fixed.max(1);
+        match cost {
+            Cost::Leaf => (leaf, 0),
+            Cost::Object => (1u64.saturating_add(child_fixed), 0),
+            Cost::Aggregate => (5, 0),
+            Cost::Items => (0, 1u64.saturating_add(child_fixed)),
+            Cost::Connection | Cost::Page => {
+                let arg = if cost == Cost::Page {
+                    self.int_argument(field, "pageSize")
+                } else {
+                    self.int_argument(field, "first")
+                        .or_else(|| self.int_argument(field, "last"))
+                };
+                let n = arg.unwrap_or(DEFAULT_PAGE).max(1);
+                (
+                    2u64.saturating_add(child_fixed)
+                        .saturating_add(n.saturating_mul(child_per_item)),
+                    0,
+                )
+            }
+            Cost::List(n) => (1u64.saturating_add(n.saturating_mul(each)), 0),
+            Cost::ListArg(arg, default) => {
+                let n = self
+                    .int_argument(field, arg)
+                    .or_else(|| self.list_argument_len(field, arg))
+                    .unwrap_or(default);
+                (1u64.saturating_add(n.saturating_mul(each)), 0)
+            }
+        }
+    }
+
     /// A field measured without the catalog: 1 plus its selection.
     fn flat(&self, mut out: Summary, child: &Summary, introspection: bool) -> Summary {
         out.fixed = 1u64
             .saturating_add(child.fixed)
             .saturating_add(child.per_item);
+        out.size_fixed = 1u64
+            .saturating_add(child.size_fixed)
+            .saturating_add(child.size_per_item);
+        out.unbounded |= child.unbounded;
         if introspection {
             out.intro_depth = 1 + child.intro_depth.max(child.depth);
             out.introspection = true;
