@@ -31,7 +31,8 @@ pub enum ErrorCode {
     Internal,
     /// The document does not parse (HTTP 400).
     GraphqlParseFailed,
-    /// The document fails validation (HTTP 422).
+    /// The document fails validation or its variables do not coerce (HTTP
+    /// 400; 200 for `application/json` clients).
     GraphqlValidationFailed,
     /// The body or query string is not a GraphQL request (HTTP 400).
     BadRequest,

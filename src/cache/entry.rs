@@ -2,14 +2,16 @@
 //! of every namespace it was computed under, so both a lookup and the
 //! background sweeper can tell a current entry from a stale one.
 //!
-//! Value: `JG2`, a count, then per namespace its name (length-prefixed) and
-//! generation (8 bytes, big-endian), then the response body.
+//! Value: `JG3`, a count, then per namespace its name (length-prefixed) and
+//! generation (8 bytes, big-endian), then when it expires (Unix time in
+//! milliseconds, 8 bytes: HTTP's `max-age` is the lifetime left), then the
+//! response body.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::Dep;
 
-const FORMAT: &[u8; 3] = b"JG2";
+const FORMAT: &[u8; 3] = b"JG3";
 
 /// How many bytes of a value the sweeper reads to find its header.
 pub const HEADER_PROBE: usize = 512;
@@ -32,9 +34,10 @@ pub fn gen_key(prefix: &str, team_id: i64, name: &str) -> String {
     format!("{prefix}:{{t{team_id}}}:g:{name}")
 }
 
-/// The stored value for a body computed under these generations.
-pub fn encode(deps: &[Dep], generations: &[u64], body: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(4 + deps.len() * 24 + body.len());
+/// The stored value for a body computed under these generations, expiring
+/// at `expires_ms` (Unix milliseconds).
+pub fn encode(deps: &[Dep], generations: &[u64], expires_ms: u64, body: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(12 + deps.len() * 24 + body.len());
     out.put_slice(FORMAT);
     out.put_u8(deps.len() as u8);
     for (dep, generation) in deps.iter().zip(generations) {
@@ -43,6 +46,7 @@ pub fn encode(deps: &[Dep], generations: &[u64], body: &[u8]) -> Bytes {
         out.put_slice(name.as_bytes());
         out.put_u64(*generation);
     }
+    out.put_u64(expires_ms);
     out.put_slice(body);
     out.freeze()
 }
@@ -50,6 +54,12 @@ pub fn encode(deps: &[Dep], generations: &[u64], body: &[u8]) -> Bytes {
 /// The namespaces and generations a value was made under, and where its
 /// body starts.
 pub fn header(value: &[u8]) -> Option<(Vec<(String, u64)>, usize)> {
+    let (recorded, at) = namespaces(value)?;
+    value.get(at..at + 8)?;
+    Some((recorded, at + 8))
+}
+
+fn namespaces(value: &[u8]) -> Option<(Vec<(String, u64)>, usize)> {
     if value.len() < 4 || &value[..3] != FORMAT {
         return None;
     }
@@ -67,9 +77,12 @@ pub fn header(value: &[u8]) -> Option<(Vec<(String, u64)>, usize)> {
     Some((out, at))
 }
 
-/// The body, if the value was made under exactly `deps` at `current`.
-pub fn decode(value: &Bytes, deps: &[Dep], current: &[Option<u64>]) -> Option<Bytes> {
-    let (recorded, body_at) = header(value)?;
+/// The body and when it expires (Unix milliseconds), if the value was
+/// made under exactly `deps` at `current`.
+pub fn decode(value: &Bytes, deps: &[Dep], current: &[Option<u64>]) -> Option<(Bytes, u64)> {
+    let (recorded, expires_at) = namespaces(value)?;
+    let expires_ms = u64::from_be_bytes(value.get(expires_at..expires_at + 8)?.try_into().ok()?);
+    let body_at = expires_at + 8;
     if recorded.len() != deps.len() || current.len() != deps.len() {
         return None;
     }
@@ -78,7 +91,7 @@ pub fn decode(value: &Bytes, deps: &[Dep], current: &[Option<u64>]) -> Option<By
             return None;
         }
     }
-    Some(value.slice(body_at..))
+    Some((value.slice(body_at..), expires_ms))
 }
 
 #[cfg(test)]
@@ -88,10 +101,10 @@ mod tests {
     #[test]
     fn values_decode_only_under_their_own_namespaces_and_generations() {
         let deps = [Dep::Jobs, Dep::Job(7)];
-        let value = encode(&deps, &[1, 2], b"{\"data\":{}}");
+        let value = encode(&deps, &[1, 2], 1_700_000_000_123, b"{\"data\":{}}");
         assert_eq!(
-            decode(&value, &deps, &[Some(1), Some(2)]).as_deref(),
-            Some(&b"{\"data\":{}}"[..])
+            decode(&value, &deps, &[Some(1), Some(2)]),
+            Some((Bytes::from_static(b"{\"data\":{}}"), 1_700_000_000_123))
         );
         assert_eq!(decode(&value, &deps, &[Some(1), Some(3)]), None);
         assert_eq!(decode(&value, &deps, &[Some(1), None]), None);
@@ -100,7 +113,8 @@ mod tests {
             None
         );
         assert_eq!(decode(&Bytes::from_static(b"junk"), &[], &[]), None);
-        let (recorded, _) = header(&value).unwrap();
+        let (recorded, body_at) = header(&value).unwrap();
         assert_eq!(recorded, [("jobs".to_owned(), 1), ("job:7".to_owned(), 2)]);
+        assert_eq!(&value[body_at..], b"{\"data\":{}}");
     }
 }

@@ -102,6 +102,7 @@ mod tests {
                             status: 200,
                             body: Bytes::from_static(b"x"),
                             cacheable: true,
+                            validator: None,
                         }
                     })
                     .await

@@ -58,7 +58,7 @@ use sweeper::{Class, Sweeper};
 use crate::{config::CacheSettings, db::enums::Role};
 
 /// Bump this when the meaning of keys or values changes between releases.
-const KEY_VERSION: &[u8; 3] = b"JG2";
+const KEY_VERSION: &[u8; 3] = b"JG3";
 
 /// Generations outlive every response (a lost one only costs misses).
 const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -83,10 +83,53 @@ pub enum Purpose {
 pub enum Lookup {
     /// Not cached: execute normally.
     Bypass,
-    /// The stored response body.
-    Hit(Bytes),
+    /// The stored response.
+    Hit(Hit),
     /// Execute through [`ResponseCache::fill`] with this ticket.
     Miss(Ticket),
+}
+
+/// A stored answer.
+pub struct Hit {
+    pub body: Bytes,
+    pub validator: Validator,
+}
+
+/// What HTTP revalidation needs of a stored answer: a tag that names its
+/// entry (the request and who asks) and the generations it was made under
+/// — a write anywhere changes the generations, so an older tag no longer
+/// matches on any replica — and when the entry expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validator {
+    pub tag: u128,
+    /// Unix time in milliseconds.
+    pub expires_ms: u64,
+}
+
+impl Validator {
+    fn of(key: &str, generations: &[u64], expires_ms: u64) -> Self {
+        let mut bytes = Vec::with_capacity(key.len() + generations.len() * 8);
+        bytes.extend_from_slice(key.as_bytes());
+        for generation in generations {
+            bytes.extend_from_slice(&generation.to_be_bytes());
+        }
+        Self {
+            tag: xxhash_rust::xxh3::xxh3_128(&bytes),
+            expires_ms,
+        }
+    }
+
+    /// Whole seconds of lifetime left.
+    pub fn remaining_secs(&self) -> u64 {
+        self.expires_ms.saturating_sub(unix_ms()) / 1000
+    }
+}
+
+/// Now, in Unix milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A miss, with the generations read before executing.
@@ -119,6 +162,8 @@ pub struct Computed {
     pub body: Bytes,
     /// Only error-free answers are stored.
     pub cacheable: bool,
+    /// Set by [`ResponseCache::fill`] when the answer was stored.
+    pub validator: Option<Validator>,
 }
 
 /// A team-wide read (a list, `jobStats`, the log) seen recently, replayed
@@ -432,7 +477,11 @@ impl ResponseCache {
                 if counted {
                     self.metrics.hit(kind);
                 }
-                return (Lookup::Hit(near.body.clone()), users);
+                let hit = Hit {
+                    body: near.body.clone(),
+                    validator: Validator::of(&key, &near.generations, near.expires_ms),
+                };
+                return (Lookup::Hit(hit), users);
             }
             // Outdated here; another replica may have stored a current one.
             if let Some(n) = &self.near {
@@ -447,20 +496,17 @@ impl ResponseCache {
         }
         if let Some(entry) = entry
             && current
-            && let Some(body) = entry::decode(&entry, &plan.deps, &generations)
+            && let Some((body, expires_ms)) = entry::decode(&entry, &plan.deps, &generations)
         {
             if counted {
                 self.metrics.hit(kind);
             }
+            let generations: Vec<u64> = generations.iter().map(|g| g.unwrap_or(0)).collect();
+            let validator = Validator::of(&key, &generations, expires_ms);
             if let Some(n) = &self.near {
-                n.keep(
-                    key,
-                    generations.iter().map(|g| g.unwrap_or(0)).collect(),
-                    body.clone(),
-                    ttl,
-                );
+                n.keep(key, generations, body.clone(), expires_ms, ttl);
             }
-            return (Lookup::Hit(body), users);
+            return (Lookup::Hit(Hit { body, validator }), users);
         }
         if counted {
             self.metrics.miss(kind);
@@ -579,15 +625,19 @@ impl ResponseCache {
         let (computed, leader) = self
             .flights
             .run(flight_key, || async {
-                let computed = compute().await;
+                let mut computed = compute().await;
                 if computed.cacheable && storable && computed.body.len() <= max_entry {
-                    let value = entry::encode(&deps, &generations, &computed.body);
                     let lifetime = jitter(ttl);
+                    let expires_ms =
+                        unix_ms().saturating_add(u64::try_from(lifetime.as_millis()).unwrap_or(0));
+                    let value = entry::encode(&deps, &generations, expires_ms, &computed.body);
+                    computed.validator = Some(Validator::of(&key, &generations, expires_ms));
                     if let Some(n) = &self.near {
                         n.keep(
                             key.clone(),
                             generations.clone(),
                             computed.body.clone(),
+                            expires_ms,
                             lifetime,
                         );
                     }

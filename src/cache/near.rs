@@ -15,6 +15,8 @@ use moka::{Expiry, sync::Cache};
 pub struct NearEntry {
     pub generations: Vec<u64>,
     pub body: Bytes,
+    /// When the Redis entry it copies expires (Unix milliseconds).
+    pub expires_ms: u64,
     ttl: Duration,
 }
 
@@ -59,13 +61,21 @@ impl Near {
 
     /// Keeps a copy for at most the near lifetime and at most `lifetime`
     /// (the kind's).
-    pub fn keep(&self, key: String, generations: Vec<u64>, body: Bytes, lifetime: Duration) {
+    pub fn keep(
+        &self,
+        key: String,
+        generations: Vec<u64>,
+        body: Bytes,
+        expires_ms: u64,
+        lifetime: Duration,
+    ) {
         let ttl = self.ttl.min(lifetime);
         self.entries.insert(
             key,
             Arc::new(NearEntry {
                 generations,
                 body,
+                expires_ms,
                 ttl,
             }),
         );

@@ -28,6 +28,14 @@ pub struct HttpSettings {
     /// `MAX_CONNECTIONS`: open client connections; more wait in the
     /// kernel's accept queue (default 4096).
     pub max_connections: usize,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`)
+    /// whose pages may call the API from a browser, with credentials
+    /// (default none: no cross-origin access at all).
+    pub cors_allowed_origins: Vec<String>,
+    /// `COMPRESSION_MIN_BYTES`: answers at least this large are compressed
+    /// (zstd, brotli or gzip, as `Accept-Encoding` allows); 0 turns
+    /// compression off (default 1024: smaller bodies gain little).
+    pub compression_min_bytes: usize,
 }
 
 impl Default for HttpSettings {
@@ -39,6 +47,8 @@ impl Default for HttpSettings {
             max_in_flight: 512,
             in_flight_wait: Duration::from_secs(1),
             max_connections: 4096,
+            cors_allowed_origins: Vec::new(),
+            compression_min_bytes: 1024,
         }
     }
 }
@@ -61,6 +71,59 @@ impl HttpSettings {
         if let Some(n) = env.range("MAX_CONNECTIONS", 1usize, 1_000_000)? {
             self.max_connections = n;
         }
+        if let Some(n) = env.range("COMPRESSION_MIN_BYTES", 0usize, 1 << 30)? {
+            self.compression_min_bytes = n;
+        }
+        if let Some(v) = env.get("CORS_ALLOWED_ORIGINS") {
+            self.cors_allowed_origins = parse_origins(&v)?;
+        }
         Ok(())
+    }
+}
+
+/// `scheme://host[:port]`, as a browser sends it in `Origin`: no path, no
+/// wildcard (a wildcard with credentials is what CORS exists to prevent).
+fn parse_origins(value: &str) -> anyhow::Result<Vec<String>> {
+    let mut origins = Vec::new();
+    for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let valid = rest.is_some_and(|host| {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        });
+        if !valid {
+            anyhow::bail!(
+                "CORS_ALLOWED_ORIGINS: {origin:?} is not an origin like https://app.example.com \
+                 (scheme and host, optional port, no path, no wildcard)"
+            );
+        }
+        origins.push(origin.to_ascii_lowercase());
+    }
+    Ok(origins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_origins;
+
+    #[test]
+    fn origins_are_scheme_and_host_only() {
+        assert_eq!(
+            parse_origins(" https://app.example.com, http://localhost:5173 ,").unwrap(),
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://a.com/path",
+            "https://*.a.com",
+            "https://",
+        ] {
+            assert!(parse_origins(bad).is_err(), "{bad}");
+        }
     }
 }

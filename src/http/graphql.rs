@@ -1,9 +1,12 @@
 //! `POST /graphql` and `GET /graphql` per the GraphQL-over-HTTP spec: the
 //! protocol only. Content negotiation (406/415), the body limit (413),
 //! the token (401), and the mapping of an [`Answer`] to a status: 405 +
-//! `Allow: POST` for a GET mutation, 400 for an unparseable request, 422
-//! for a document that fails validation or a limit. What runs in between
-//! is [`crate::graphql::execution`].
+//! `Allow: POST` for a GET mutation, 400 for a request that is not
+//! GraphQL; for `application/graphql-response+json`, 400 for a document
+//! that does not parse, validate or coerce its variables and 422 for one
+//! beyond a limit — all three 200 for `application/json` clients, as the
+//! spec asks for legacy clients. What runs in between is
+//! [`crate::graphql::execution`].
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -61,7 +64,9 @@ pub fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
         let candidate = match mime.as_str() {
             "application/graphql-response+json" => (2, MediaType::GraphqlResponse),
             "application/json" => (1, MediaType::Json),
-            "*/*" | "application/*" => (0, MediaType::GraphqlResponse),
+            // An indifferent client is taken for a legacy one (the spec's
+            // SHOULD): it gets `application/json`.
+            "*/*" | "application/*" => (0, MediaType::Json),
             _ => continue,
         };
         let better = match best {
@@ -108,18 +113,69 @@ fn respond(
     response
 }
 
+/// Whether an answer may be kept by the browser: only a query sent over
+/// GET, with the `If-None-Match` it came with.
+#[derive(Debug, Clone, Copy)]
+enum Conditional<'a> {
+    No,
+    Get { if_none_match: Option<&'a str> },
+}
+
 /// The HTTP form of an answer.
 fn answer_response(answer: Answer, media: MediaType) -> Response {
+    conditional_response(answer, media, Conditional::No)
+}
+
+/// [`answer_response`] for a GET: a stored answer gets
+/// `Cache-Control: private, max-age=<lifetime left>` and a weak `ETag`
+/// naming its entry and generations; `If-None-Match` with a current tag
+/// gets a 304 without a body.
+fn conditional_response(answer: Answer, media: MediaType, conditional: Conditional) -> Response {
+    let validator = match conditional {
+        Conditional::Get { if_none_match } if answer.outcome == Outcome::Executed => answer
+            .validator
+            .map(|v| (v, if_none_match))
+            .filter(|(v, _)| v.remaining_secs() > 0),
+        _ => None,
+    };
+    let legacy = media == MediaType::Json;
     let status = match answer.outcome {
         Outcome::Executed => StatusCode::OK,
-        Outcome::BadRequest | Outcome::ParseFailed => StatusCode::BAD_REQUEST,
-        Outcome::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        // GraphQL request errors: a legacy client reads them from the body.
+        Outcome::ParseFailed | Outcome::Invalid | Outcome::Refused if legacy => StatusCode::OK,
+        Outcome::BadRequest | Outcome::ParseFailed | Outcome::Invalid => StatusCode::BAD_REQUEST,
+        Outcome::Refused => StatusCode::UNPROCESSABLE_ENTITY,
         Outcome::MutationOverGet => StatusCode::METHOD_NOT_ALLOWED,
         Outcome::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Outcome::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
         Outcome::Unauthenticated => StatusCode::UNAUTHORIZED,
     };
-    let mut response = respond(status, media, answer.body, answer.cache.map(|c| c.label()));
+    let cache = answer.cache.map(|c| c.label());
+    if let Some((validator, if_none_match)) = validator {
+        let etag = HeaderValue::from_str(&format!("W/\"{:032x}\"", validator.tag))
+            .unwrap_or_else(|_| HeaderValue::from_static("W/\"0\""));
+        let control =
+            HeaderValue::from_str(&format!("private, max-age={}", validator.remaining_secs()))
+                .unwrap_or_else(|_| HeaderValue::from_static("no-store"));
+        let body = if if_none_match.is_some_and(|tags| etag_matches(tags, &etag)) {
+            None
+        } else {
+            Some(answer.body)
+        };
+        let mut response = match body {
+            Some(body) => respond(status, media, body, cache),
+            None => {
+                let mut response = respond(StatusCode::NOT_MODIFIED, media, Bytes::new(), cache);
+                response.headers_mut().remove(header::CONTENT_TYPE);
+                response
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::ETAG, etag);
+        headers.insert(header::CACHE_CONTROL, control);
+        return response;
+    }
+    let mut response = respond(status, media, answer.body, cache);
     if answer.errors > 0 {
         response.extensions_mut().insert(super::AnsweredWithErrors);
     }
@@ -207,7 +263,15 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
     };
     admitted(&state, async {
         let client = client_of(&state, &parts);
-        run(&state, Source::Body(bytes), token, client, media).await
+        run(
+            &state,
+            Source::Body(bytes),
+            token,
+            client,
+            media,
+            Conditional::No,
+        )
+        .await
     })
     .await
 }
@@ -243,6 +307,15 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Whether `If-None-Match` names `etag` (weak comparison, `*` for any).
+fn etag_matches(if_none_match: &str, etag: &HeaderValue) -> bool {
+    let opaque = |tag: &str| -> String { tag.trim().trim_start_matches("W/").to_owned() };
+    let ours = opaque(etag.to_str().unwrap_or_default());
+    if_none_match
+        .split(',')
+        .any(|tag| tag.trim() == "*" || opaque(tag) == ours)
+}
+
 /// Runs a request within `REQUEST_TIMEOUT_MS` (504 after it).
 async fn run(
     state: &AppState,
@@ -250,10 +323,11 @@ async fn run(
     token: Option<TokenSubject>,
     client: Option<IpAddr>,
     media: MediaType,
+    conditional: Conditional<'_>,
 ) -> Response {
     let limit = state.config().http.request_timeout;
     match tokio::time::timeout(limit, state.executor().run(source, token, client)).await {
-        Ok(answer) => answer_response(answer, media),
+        Ok(answer) => conditional_response(answer, media, conditional),
         Err(_) => error_response(
             StatusCode::GATEWAY_TIMEOUT,
             media,
@@ -299,9 +373,21 @@ pub async fn get(State(state): State<AppState>, request: Request) -> Response {
         Ok(token) => token,
         Err(response) => return *response,
     };
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
     admitted(&state, async {
         let client = client_of(&state, &parts);
-        run(&state, Source::Query(query), token, client, media).await
+        let conditional = Conditional::Get { if_none_match };
+        run(
+            &state,
+            Source::Query(query),
+            token,
+            client,
+            media,
+            conditional,
+        )
+        .await
     })
     .await
 }
@@ -383,7 +469,11 @@ mod tests {
             negotiate(&accept("application/json")),
             Some(MediaType::Json)
         );
-        assert_eq!(negotiate(&accept("*/*")), Some(MediaType::GraphqlResponse));
+        assert_eq!(negotiate(&accept("*/*")), Some(MediaType::Json));
+        assert_eq!(
+            negotiate(&accept("application/graphql-response+json, */*;q=0.5")),
+            Some(MediaType::GraphqlResponse)
+        );
         assert_eq!(
             negotiate(&accept(
                 "application/graphql-response+json, application/json;q=0.9"
@@ -398,5 +488,21 @@ mod tests {
         );
         assert_eq!(negotiate(&accept("text/html")), None);
         assert_eq!(negotiate(&accept("application/json;q=0")), None);
+    }
+}
+
+#[cfg(test)]
+mod etag_tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_takes_lists_and_any() {
+        let etag = HeaderValue::from_static("W/\"abc\"");
+        assert!(etag_matches("W/\"abc\"", &etag));
+        assert!(etag_matches("\"abc\"", &etag));
+        assert!(etag_matches("\"x\", W/\"abc\"", &etag));
+        assert!(etag_matches("*", &etag));
+        assert!(!etag_matches("W/\"abd\"", &etag));
+        assert!(!etag_matches("", &etag));
     }
 }

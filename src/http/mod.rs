@@ -2,6 +2,8 @@
 //! health and metrics, and per-request metrics.
 
 pub mod client_addr;
+pub mod compression;
+pub mod cors;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
@@ -29,12 +31,20 @@ use crate::{
 
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            compression::compress_response,
+        ));
+    if let Some(cors) = cors::layer(&state.config().http.cors_allowed_origins) {
+        router = router.layer(cors);
+    }
+    router
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

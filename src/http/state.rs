@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::compression::Compressor;
 use crate::{
     auth::Authenticator, cache::ResponseCache, config::Config, graphql::execution::Executor,
     metrics::Metrics, tasks::TaskSystem,
@@ -24,6 +25,7 @@ pub struct Parts {
 
 struct Shared {
     parts: Parts,
+    compressor: Compressor,
     /// One permit per GraphQL request running (`MAX_IN_FLIGHT_REQUESTS`).
     in_flight: Arc<Semaphore>,
 }
@@ -35,7 +37,12 @@ pub struct AppState(Arc<Shared>);
 impl AppState {
     pub fn new(parts: Parts) -> Self {
         let in_flight = Arc::new(Semaphore::new(parts.config.http.max_in_flight));
-        Self(Arc::new(Shared { parts, in_flight }))
+        let compressor = Compressor::new(parts.config.http.compression_min_bytes);
+        Self(Arc::new(Shared {
+            parts,
+            compressor,
+            in_flight,
+        }))
     }
 
     /// A slot for one more GraphQL request, waiting at most
@@ -73,6 +80,10 @@ impl AppState {
 
     pub fn cache(&self) -> &Arc<ResponseCache> {
         &self.0.parts.cache
+    }
+
+    pub fn compressor(&self) -> &Compressor {
+        &self.0.compressor
     }
 
     pub fn tasks(&self) -> &Arc<TaskSystem> {

@@ -327,6 +327,7 @@ async fn a_read_that_started_before_a_write_cannot_publish_its_stale_answer() {
                 status: 200,
                 body: stale.into(),
                 cacheable: true,
+                validator: None,
             }
         })
         .await;

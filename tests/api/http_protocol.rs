@@ -168,7 +168,7 @@ async fn an_unparseable_document_is_400_with_no_data() {
     let res = post_raw(
         &app,
         "application/json",
-        "application/json",
+        "application/graphql-response+json",
         r#"{"query":"{ jobs { "}"#,
     )
     .await;
@@ -184,7 +184,7 @@ async fn an_unparseable_document_is_400_with_no_data() {
         .client
         .get(app.url("/graphql"))
         .query(&[("query", "{ jobs { ")])
-        .header(ACCEPT, "application/json")
+        .header(ACCEPT, "application/graphql-response+json")
         .send()
         .await
         .unwrap();
@@ -198,7 +198,7 @@ async fn an_unparseable_document_is_400_with_no_data() {
 }
 
 #[tokio::test]
-async fn a_document_that_fails_validation_is_422_with_no_data() {
+async fn a_document_that_fails_validation_is_400_with_no_data() {
     let app = TestApp::spawn().await;
     let (token, _) = app.signup("Acme", "ada@example.com").await;
     for query in [
@@ -208,7 +208,7 @@ async fn a_document_that_fails_validation_is_422_with_no_data() {
         "{ jobs(first: \"ten\") { totalCount } }",
     ] {
         let (status, body) = app.post(Some(&token), query, json!({})).await;
-        assert_eq!(status, 422, "{query}: {body}");
+        assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(
             body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
             "{query}: {body}"
@@ -407,7 +407,8 @@ async fn a_batch_larger_than_the_limit_or_empty_is_400() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 400);
+    let (status, _, body) = parts(res).await;
+    assert_eq!(status, 400, "{body}");
     let res = app
         .client
         .post(app.url("/graphql"))
@@ -697,4 +698,61 @@ async fn no_response_carries_sql_or_driver_text() {
         .await;
     assert_eq!(data["jobs"]["totalCount"], 0);
     assert_eq!(data["users"]["totalCount"], 1);
+}
+
+/// GraphQL over HTTP's legacy rules: a client that accepts only
+/// `application/json` (or anything, `*/*`) reads request errors from a 200
+/// body; one that accepts `application/graphql-response+json` gets 4xx.
+#[tokio::test]
+async fn request_errors_are_200_for_application_json_and_4xx_for_graphql_response_json() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.signup("Acme", "ada@example.com").await;
+    let deep = nested(4);
+    let cases = [
+        (json!({ "query": "{ jobs { " }), "GRAPHQL_PARSE_FAILED", 400),
+        (
+            json!({ "query": "{ noSuchField }" }),
+            "GRAPHQL_VALIDATION_FAILED",
+            400,
+        ),
+        (
+            json!({ "query": "query($id: ID!) { __typename }", "variables": { "id": null } }),
+            "GRAPHQL_VALIDATION_FAILED",
+            400,
+        ),
+        (json!({ "query": deep }), "QUERY_TOO_DEEP", 422),
+    ];
+    for (request, code, strict_status) in cases {
+        for (accept, status, media) in [
+            ("application/json", 200, "application/json"),
+            ("*/*", 200, "application/json"),
+            (
+                "application/graphql-response+json",
+                strict_status,
+                "application/graphql-response+json",
+            ),
+        ] {
+            let res = app
+                .client
+                .post(app.url("/graphql"))
+                .header(CONTENT_TYPE, "application/json")
+                .header(ACCEPT, accept)
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .body(request.to_string())
+                .send()
+                .await
+                .unwrap();
+            let (got, content_type, body) = parts(res).await;
+            assert_eq!(got, status, "{accept} {request}: {body}");
+            assert!(content_type.starts_with(media), "{accept}: {content_type}");
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"], code,
+                "{request}: {body}"
+            );
+            assert!(body.get("data").is_none(), "{body}");
+        }
+    }
+    // A body that is not a GraphQL request is a 400 whatever the client accepts.
+    let res = post_raw(&app, "application/json", "application/json", "{not json").await;
+    assert_eq!(res.status(), 400);
 }

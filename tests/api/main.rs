@@ -20,6 +20,7 @@ mod counters;
 mod durability;
 mod faults;
 mod fuzz;
+mod http_caching;
 mod http_protocol;
 mod isolation;
 mod jobs;

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     auth::{AuthResolveError, Authenticator, TokenSubject, Viewer},
-    cache::{Computed, Lookup, Plan, Purpose, ResponseCache, Scope, WarmSpec},
+    cache::{Computed, Lookup, Plan, Purpose, ResponseCache, Scope, Validator, WarmSpec},
     config::Limits,
     db,
     error::ErrorCode,
@@ -41,10 +41,15 @@ pub enum Outcome {
     Executed,
     /// The body or query string is not a GraphQL request: 400.
     BadRequest,
-    /// The document did not parse: 400.
+    /// The document did not parse: 400 (200 for `application/json`
+    /// clients, as GraphQL over HTTP asks for legacy clients).
     ParseFailed,
-    /// The document failed validation or a limit: 422.
+    /// The document failed validation or its variables did not coerce:
+    /// 400 (200 for `application/json` clients).
     Invalid,
+    /// The document is valid but beyond a limit (cost, depth, aliases,
+    /// answer size…): 422 (200 for `application/json` clients).
+    Refused,
     /// A mutation sent over GET: 405.
     MutationOverGet,
     /// The database could not serve it (down, pool exhausted, statement
@@ -81,6 +86,8 @@ pub struct Answer {
     pub body: Bytes,
     /// Set on requests that went through the cache.
     pub cache: Option<CacheState>,
+    /// Set when the answer is a stored cache entry (HTTP revalidation).
+    pub validator: Option<Validator>,
     /// Errors the answer carries (its summary log line says so).
     pub errors: usize,
     /// The code of the first one.
@@ -96,6 +103,7 @@ impl Answer {
             outcome,
             body,
             cache: None,
+            validator: None,
             errors: 0,
             first_error: None,
             storable: false,
@@ -282,7 +290,7 @@ impl Executor {
         }
         if sign_ins > 1 {
             return Answer::error(
-                Outcome::Invalid,
+                Outcome::Refused,
                 ErrorCode::TooManySignIns,
                 "a batch may hold at most one login, signup or createUser",
             );
@@ -517,9 +525,12 @@ impl Executor {
             }
         }
         match lookup {
-            Lookup::Hit(body) => {
+            Lookup::Hit(hit) => {
                 name_operation(planned.operation.as_deref());
-                Answer::new(Outcome::Executed, body).with_cache(CacheState::Hit)
+                let mut answer =
+                    Answer::new(Outcome::Executed, hit.body).with_cache(CacheState::Hit);
+                answer.validator = Some(hit.validator);
+                answer
             }
             Lookup::Bypass => match self.prepared(source, prepared) {
                 Ok((request, analysis)) => {
@@ -570,13 +581,16 @@ impl Executor {
                             cacheable: answer.storable,
                             status: outcome_code(answer.outcome),
                             body: answer.body,
+                            validator: None,
                         }
                     })
                     .await;
                 let (count, first) = errors.into_inner().unwrap_or_default();
-                Answer::new(code_outcome(computed.status), computed.body.clone())
+                let mut answer = Answer::new(code_outcome(computed.status), computed.body.clone())
                     .with_errors(count, first)
-                    .with_cache(CacheState::Miss)
+                    .with_cache(CacheState::Miss);
+                answer.validator = computed.validator;
+                answer
             }
         }
     }
@@ -708,7 +722,7 @@ impl Executor {
             && budget.exceeded()
         {
             return Answer::error(
-                Outcome::Invalid,
+                Outcome::Refused,
                 ErrorCode::ResponseTooLarge,
                 &format!(
                     "the answer would be larger than {} bytes (MAX_RESPONSE_BYTES): ask for fewer items or fields",
@@ -813,7 +827,8 @@ fn outcome_code(outcome: Outcome) -> u16 {
     match outcome {
         Outcome::Executed => 200,
         Outcome::BadRequest | Outcome::ParseFailed => 400,
-        Outcome::Invalid => 422,
+        Outcome::Invalid => 400,
+        Outcome::Refused => 422,
         Outcome::MutationOverGet => 405,
         Outcome::Unavailable => 503,
         Outcome::Limited(_) => 429,
@@ -824,12 +839,12 @@ fn outcome_code(outcome: Outcome) -> u16 {
 fn code_outcome(code: u16) -> Outcome {
     match code {
         200 => Outcome::Executed,
-        400 => Outcome::ParseFailed,
+        400 => Outcome::Invalid,
         405 => Outcome::MutationOverGet,
         503 => Outcome::Unavailable,
         429 => Outcome::Limited(1),
         401 => Outcome::Unauthenticated,
-        _ => Outcome::Invalid,
+        _ => Outcome::Refused,
     }
 }
 
@@ -841,7 +856,7 @@ fn refused(refusal: Refusal) -> Answer {
         extensions.insert("value".into(), json!(value));
     }
     let body = json!({ "errors": [{ "message": refusal.message, "extensions": extensions }] });
-    Answer::new(Outcome::Invalid, body.to_string().into_bytes().into())
+    Answer::new(Outcome::Refused, body.to_string().into_bytes().into())
         .with_errors(1, Some(refusal.code))
 }
 

@@ -39,8 +39,14 @@ impl Source {
     /// One request or a batch; the message says what is wrong otherwise.
     pub fn decode_batch(&self) -> Result<BatchRequest, String> {
         match self {
-            Self::Body(bytes) => serde_json::from_slice::<BatchRequest>(bytes)
+            // Decoded by shape: serde would take `[]` for a request with
+            // every field defaulted (an empty document), not an empty batch.
+            Self::Body(bytes) if self.is_single() => serde_json::from_slice::<GqlRequest>(bytes)
+                .map(BatchRequest::Single)
                 .map_err(|e| format!("the body is not a GraphQL request: {e}")),
+            Self::Body(bytes) => serde_json::from_slice::<Vec<GqlRequest>>(bytes)
+                .map(BatchRequest::Batch)
+                .map_err(|e| format!("the body is not a GraphQL request or a batch: {e}")),
             Self::Query(query) => {
                 let mut request = parse_query_string(query)
                     .map_err(|e| format!("the query string is not a GraphQL request: {e}"))?;

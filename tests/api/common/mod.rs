@@ -14,11 +14,15 @@ pub mod smtp;
 use std::{net::SocketAddr, path::PathBuf};
 
 use jobgraph::{app::Application, config::Config, http::AppState, secret::Secret, tasks::Handlers};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+
+/// What current clients (Apollo, urql, graphql-request) ask for: request
+/// errors then come with 4xx statuses rather than the legacy 200.
+pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json, application/json;q=0.9";
 
 pub const PASSWORD: &str = "correct-horse-battery";
 
@@ -137,6 +141,7 @@ impl TestApp {
             .client
             .post(self.url("/graphql"))
             .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, GRAPHQL_RESPONSE)
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
             req = req.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -153,6 +158,7 @@ impl TestApp {
             .client
             .post(self.url("/graphql"))
             .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, GRAPHQL_RESPONSE)
             .header(AUTHORIZATION, format!("Bearer {token}"))
             .body(body)
             .send()
