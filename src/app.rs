@@ -17,6 +17,7 @@ use crate::{
     graphql::{
         self, Services,
         execution::{Executor, RefreshHandler},
+        persisted::PersistedQueries,
     },
     http::{self, AppState, state::Parts},
     metrics::Metrics,
@@ -88,6 +89,16 @@ impl Application {
             writer: writer.clone(),
             throttle: Arc::clone(&throttle),
         })?;
+        let manifest = match &config.persisted_queries_manifest {
+            Some(path) => PersistedQueries::read_manifest(path)?,
+            None => Default::default(),
+        };
+        let persisted = PersistedQueries::new(
+            manifest,
+            config.persisted_queries_only,
+            Arc::clone(&cache),
+            usize::try_from(config.limits.query.max_document_bytes).unwrap_or(usize::MAX),
+        );
         let executor = Arc::new(Executor::new(
             schemas,
             graphql::analyzer(&config.limits, config.introspection)?,
@@ -95,6 +106,7 @@ impl Application {
             Arc::clone(&cache),
             db.clone(),
             config.limits.clone(),
+            persisted,
         ));
         let tasks = TaskSystem::start(Arc::new(TaskContext {
             db: db::connect_tasks(&config.database, config.tasks.concurrency, &metrics).await?,

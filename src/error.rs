@@ -31,6 +31,11 @@ pub enum ErrorCode {
     Internal,
     /// The document does not parse (HTTP 400).
     GraphqlParseFailed,
+    /// A persisted query's hash is not known here: send the text with it
+    /// (Apollo's automatic persisted queries retry so on their own).
+    PersistedQueryNotFound,
+    /// Only listed documents run (`PERSISTED_QUERIES_ONLY`): this one is not.
+    PersistedQueryNotAllowed,
     /// The document fails validation or its variables do not coerce (HTTP
     /// 400; 200 for `application/json` clients).
     GraphqlValidationFailed,
@@ -79,7 +84,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotFound,
@@ -112,6 +117,8 @@ impl ErrorCode {
         Self::TooManySignIns,
         Self::IntrospectionDisabled,
         Self::ResponseTooLarge,
+        Self::PersistedQueryNotFound,
+        Self::PersistedQueryNotAllowed,
     ];
 
     /// The code a client saw, if it is one of ours (a bounded label).
@@ -153,6 +160,8 @@ impl ErrorCode {
             Self::TooManySignIns => "TOO_MANY_SIGN_INS",
             Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             Self::ResponseTooLarge => "RESPONSE_TOO_LARGE",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryNotAllowed => "PERSISTED_QUERY_NOT_ALLOWED",
         }
     }
 }

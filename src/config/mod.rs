@@ -60,6 +60,13 @@ pub struct Config {
     /// `GRAPHQL_INTROSPECTION`: answer `__schema`/`__type` (default true;
     /// switch off in production to hide the schema and field suggestions).
     pub introspection: bool,
+    /// `PERSISTED_QUERIES_MANIFEST`: a JSON file of trusted documents,
+    /// `{"<sha256>": "<document>"}` as graphql-codegen's client preset
+    /// writes it (default none).
+    pub persisted_queries_manifest: Option<PathBuf>,
+    /// `PERSISTED_QUERIES_ONLY`: run only the manifest's documents (default
+    /// false; needs a manifest).
+    pub persisted_queries_only: bool,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
     /// The response cache (`REDIS_URL`, `CACHE_*`).
@@ -88,6 +95,8 @@ impl Config {
             http: HttpSettings::default(),
             abuse: AbuseSettings::default(),
             introspection: true,
+            persisted_queries_manifest: None,
+            persisted_queries_only: false,
             log_json: false,
             cache: CacheSettings::default(),
             tasks: TaskSettings::default(),
@@ -120,6 +129,14 @@ impl Config {
         config.auto_migrate = env.bool("AUTO_MIGRATE")?.unwrap_or(config.is_sqlite());
         config.limits.read(&env)?;
         config.introspection = env.bool("GRAPHQL_INTROSPECTION")?.unwrap_or(true);
+        config.persisted_queries_manifest =
+            env.get("PERSISTED_QUERIES_MANIFEST").map(PathBuf::from);
+        config.persisted_queries_only = env.bool("PERSISTED_QUERIES_ONLY")?.unwrap_or(false);
+        if config.persisted_queries_only && config.persisted_queries_manifest.is_none() {
+            bail!(
+                "PERSISTED_QUERIES_ONLY=true needs PERSISTED_QUERIES_MANIFEST (the trusted documents)"
+            );
+        }
         config.http.read(&env)?;
         config.abuse.read(&env)?;
         config.cache.read(&env)?;

@@ -12,18 +12,6 @@ use serde_json::json;
 const UPDATE: &str =
     "mutation($id: ID!, $i: UpdateUserInput!) { updateUser(id: $id, input: $i) { id } }";
 
-/// Two replicas on one database and one Redis.
-async fn two_replicas() -> (common::redis::RedisServer, TestApp, TestApp) {
-    let redis = common::redis::RedisServer::start();
-    let url = redis.url();
-    let first = TestApp::spawn_with(move |c| {
-        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
-    })
-    .await;
-    let second = TestApp::start(tempfile::tempdir().unwrap(), first.config.clone()).await;
-    (redis, first, second)
-}
-
 async fn status_of(app: &TestApp, token: &str) -> (u16, String) {
     let (status, body) = app.post(Some(token), "{ viewer { id } }", json!({})).await;
     let code = body["errors"][0]["extensions"]["code"]
@@ -35,7 +23,7 @@ async fn status_of(app: &TestApp, token: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn a_password_change_refuses_earlier_tokens_on_every_replica_at_once() {
-    let (_redis, first, second) = two_replicas().await;
+    let (_redis, first, second) = common::two_replicas().await;
     let (admin, _) = first.signup("Acme", "ada@example.com").await;
     let (member, member_id) = first.add_user(&admin, "mel@example.com", "MEMBER").await;
     // The member's identity is cached on both replicas.
@@ -69,7 +57,7 @@ async fn a_password_change_refuses_earlier_tokens_on_every_replica_at_once() {
 
 #[tokio::test]
 async fn deactivation_and_role_changes_take_effect_on_every_replica_at_once() {
-    let (_redis, first, second) = two_replicas().await;
+    let (_redis, first, second) = common::two_replicas().await;
     let (admin, _) = first.signup("Acme", "ada@example.com").await;
     let (member, member_id) = first.add_user(&admin, "mel@example.com", "MEMBER").await;
     let (viewer_token, viewer_id) = first.add_user(&admin, "vic@example.com", "VIEWER").await;

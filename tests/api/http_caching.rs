@@ -47,13 +47,7 @@ fn max_age(cache_control: &str) -> u64 {
 
 #[tokio::test]
 async fn a_cached_get_answer_is_revalidated_with_its_etag_on_every_replica() {
-    let redis = common::redis::RedisServer::start();
-    let url = redis.url();
-    let one = TestApp::spawn_with(move |c| {
-        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
-    })
-    .await;
-    let two = TestApp::start(tempfile::tempdir().unwrap(), one.config.clone()).await;
+    let (_redis, one, two) = common::two_replicas().await;
     let (token, _) = one.signup("Etags", "admin@example.com").await;
     let ids = one.create_jobs(&token, "Job", 2).await;
 

@@ -756,3 +756,21 @@ async fn request_errors_are_200_for_application_json_and_4xx_for_graphql_respons
     let res = post_raw(&app, "application/json", "application/json", "{not json").await;
     assert_eq!(res.status(), 400);
 }
+
+/// A request's future lives on a worker thread's stack until it first
+/// waits: it must stay far below the 2 MiB a thread has (a deep chain of
+/// awaits once overflowed a debug build's stack).
+#[tokio::test]
+async fn a_request_future_stays_small() {
+    let app = TestApp::spawn().await;
+    let executor = app.state.executor();
+    let future = executor.run(
+        jobgraph::graphql::execution::Source::Query("query={__typename}".into()),
+        None,
+        None,
+    );
+    let size = std::mem::size_of_val(&future);
+    println!("request future: {size} bytes");
+    assert!(size < 64 * 1024, "the request future is {size} bytes");
+    drop(future);
+}

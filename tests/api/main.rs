@@ -28,6 +28,7 @@ mod limits;
 mod logging;
 mod observability;
 mod pagination;
+mod persisted_queries;
 mod roles;
 mod schema;
 mod sql_counts;

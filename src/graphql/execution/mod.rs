@@ -22,6 +22,7 @@ use super::{
     analysis::{Analysis, Analyzer, Caller, Refusal},
     budget::ResponseBudget,
     context::Session,
+    persisted::PersistedQueries,
 };
 use crate::{
     auth::{AuthResolveError, Authenticator, TokenSubject, Viewer},
@@ -172,6 +173,8 @@ pub struct Executor {
     /// Parsed documents by the hash of their text (uncached requests and
     /// misses skip the parser), weighed by the text's size.
     documents: moka::sync::Cache<u128, Arc<Parsed>>,
+    /// Documents named by hash (APQ, trusted documents).
+    persisted: PersistedQueries,
 }
 
 /// A parsed document and what it weighs in the document cache (its text's
@@ -189,8 +192,10 @@ impl Executor {
         cache: Arc<ResponseCache>,
         db: DatabaseConnection,
         limits: Limits,
+        persisted: PersistedQueries,
     ) -> Self {
         Self {
+            persisted,
             schemas,
             analyzer,
             auth,
@@ -254,11 +259,9 @@ impl Executor {
         if let Err(answer) = self.check_body(&source) {
             return answer;
         }
-        let batch = match source.decode_batch() {
+        let batch = match self.decode_batch(&source).await {
             Ok(batch) => batch,
-            Err(message) => {
-                return Answer::error(Outcome::BadRequest, ErrorCode::BadRequest, &message);
-            }
+            Err(answer) => return answer,
         };
         match batch {
             BatchRequest::Single(request) => self.uncached(request, call).await,
@@ -456,11 +459,9 @@ impl Executor {
                 if let Err(answer) = self.check_body(source) {
                     return answer;
                 }
-                let mut request = match source.decode() {
+                let mut request = match self.decode(source).await {
                     Ok(request) => request,
-                    Err(message) => {
-                        return Answer::error(Outcome::BadRequest, ErrorCode::BadRequest, &message);
-                    }
+                    Err(answer) => return answer,
                 };
                 let analysis = match self.prepare(&mut request, Caller::Authenticated) {
                     Ok(analysis) => analysis,
@@ -483,7 +484,7 @@ impl Executor {
                     Err(answer) => return answer,
                 }
             }
-            return match self.prepared(source, prepared) {
+            return match self.prepared(source, prepared).await {
                 Ok((request, analysis)) => self.execute(request, &analysis, call).await,
                 Err(answer) => answer,
             };
@@ -532,7 +533,7 @@ impl Executor {
                 answer.validator = Some(hit.validator);
                 answer
             }
-            Lookup::Bypass => match self.prepared(source, prepared) {
+            Lookup::Bypass => match self.prepared(source, prepared).await {
                 Ok((request, analysis)) => {
                     tracing::Span::current().record("cache", CacheState::Bypass.label());
                     self.execute(request, &analysis, call)
@@ -562,7 +563,7 @@ impl Executor {
                         scope,
                     });
                 }
-                let (request, analysis) = match self.prepared(source, prepared) {
+                let (request, analysis) = match self.prepared(source, prepared).await {
                     Ok(prepared) => prepared,
                     Err(answer) => return answer,
                 };
@@ -611,7 +612,7 @@ impl Executor {
     }
 
     /// The decoded and analysed request, reusing what planning produced.
-    fn prepared(
+    async fn prepared(
         &self,
         source: &Source,
         prepared: Option<(GqlRequest, Analysis)>,
@@ -619,11 +620,48 @@ impl Executor {
         if let Some(prepared) = prepared {
             return Ok(prepared);
         }
+        let mut request = self.decode(source).await?;
+        let analysis = self.prepare(&mut request, Caller::Authenticated)?;
+        Ok((request, analysis))
+    }
+
+    /// Exactly one request, with its persisted document resolved.
+    async fn decode(&self, source: &Source) -> Result<GqlRequest, Answer> {
         let mut request = source
             .decode()
             .map_err(|m| Answer::error(Outcome::BadRequest, ErrorCode::BadRequest, &m))?;
-        let analysis = self.prepare(&mut request, Caller::Authenticated)?;
-        Ok((request, analysis))
+        self.resolve_persisted(&mut request).await?;
+        Ok(request)
+    }
+
+    /// One request or a batch, each with its persisted document resolved.
+    async fn decode_batch(&self, source: &Source) -> Result<BatchRequest, Answer> {
+        let mut batch = source
+            .decode_batch()
+            .map_err(|m| Answer::error(Outcome::BadRequest, ErrorCode::BadRequest, &m))?;
+        match &mut batch {
+            BatchRequest::Single(request) => self.resolve_persisted(request).await?,
+            BatchRequest::Batch(requests) => {
+                for request in requests {
+                    self.resolve_persisted(request).await?;
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn resolve_persisted(&self, request: &mut GqlRequest) -> Result<(), Answer> {
+        // Boxed: the store lookup inside is large and rare (a hash the plan
+        // memo does not know), and every request path awaits this.
+        Box::pin(self.persisted.resolve(request))
+            .await
+            .map_err(|refusal| {
+                let outcome = match refusal.code {
+                    ErrorCode::BadRequest => Outcome::BadRequest,
+                    _ => Outcome::Invalid,
+                };
+                Answer::error(outcome, refusal.code, &refusal.message)
+            })
     }
 
     /// Replays a team's recent team-wide reads (`jobStats`, lists, the log)

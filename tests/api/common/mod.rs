@@ -350,3 +350,15 @@ impl TestApp {
             .collect()
     }
 }
+
+/// Two replicas on one database and a Redis server of their own.
+pub async fn two_replicas() -> (redis::RedisServer, TestApp, TestApp) {
+    let redis = redis::RedisServer::start();
+    let url = redis.url();
+    let first = TestApp::spawn_with(move |c| {
+        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
+    })
+    .await;
+    let second = TestApp::start(tempfile::tempdir().unwrap(), first.config.clone()).await;
+    (redis, first, second)
+}
