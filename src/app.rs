@@ -13,7 +13,7 @@ use crate::{
     config::Config,
     db,
     email::Mailer,
-    events::EventBus,
+    events::{EventBus, relay::RelayConfig},
     graphql::{
         self, Services,
         execution::{Executor, RefreshHandler},
@@ -75,7 +75,18 @@ impl Application {
         );
         let cache = ResponseCache::start(cache_settings, cache_metrics).await?;
         let task_handle = TaskHandle::new(config.tasks.max_attempts, config.tasks.refresh_delay);
-        let writer = Writer::new(Arc::clone(&cache), task_handle.clone(), EventBus::new());
+        let events = match (&config.cache.redis_url, cache.shared_store()) {
+            (Some(url), Some(store)) => EventBus::with_relay(
+                config.live.buffer_events,
+                RelayConfig {
+                    redis_url: url.expose().to_owned(),
+                    key_prefix: config.cache.key_prefix.clone(),
+                    store,
+                },
+            )?,
+            _ => EventBus::new(config.live.buffer_events),
+        };
+        let writer = Writer::new(Arc::clone(&cache), task_handle.clone(), events.clone());
         let auth = Arc::new(Authenticator::new(
             JwtKeys::new(&jwt_secret(&config)?, config.jwt_ttl),
             Passwords::new(config.abuse.hash_concurrency, config.abuse.hash_wait),
@@ -136,6 +147,7 @@ impl Application {
             metrics,
             cache,
             tasks,
+            events,
         });
         Ok(Self { listener, state })
     }
@@ -162,7 +174,7 @@ impl Application {
         tracing::info!(addr = %self.listener.local_addr()?, "jobgraph is listening");
         let config = self.state.config();
         let grace = config.tasks.shutdown_grace;
-        let stopping = tokio_util::sync::CancellationToken::new();
+        let stopping = self.state.stopping().clone();
         let signal = {
             let stopping = stopping.clone();
             async move {

@@ -36,6 +36,11 @@ pub enum ErrorCode {
     PersistedQueryNotFound,
     /// Only listed documents run (`PERSISTED_QUERIES_ONLY`): this one is not.
     PersistedQueryNotAllowed,
+    /// A subscriber fell further behind than its buffer: its events were
+    /// dropped and its connection is closed.
+    SlowConsumer,
+    /// A WebSocket already runs `SUBSCRIPTIONS_PER_CONNECTION` operations.
+    TooManySubscriptions,
     /// The document fails validation or its variables do not coerce (HTTP
     /// 400; 200 for `application/json` clients).
     GraphqlValidationFailed,
@@ -84,7 +89,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 36] = [
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotFound,
@@ -119,6 +124,8 @@ impl ErrorCode {
         Self::ResponseTooLarge,
         Self::PersistedQueryNotFound,
         Self::PersistedQueryNotAllowed,
+        Self::SlowConsumer,
+        Self::TooManySubscriptions,
     ];
 
     /// The code a client saw, if it is one of ours (a bounded label).
@@ -162,6 +169,8 @@ impl ErrorCode {
             Self::ResponseTooLarge => "RESPONSE_TOO_LARGE",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::PersistedQueryNotAllowed => "PERSISTED_QUERY_NOT_ALLOWED",
+            Self::SlowConsumer => "SLOW_CONSUMER",
+            Self::TooManySubscriptions => "TOO_MANY_SUBSCRIPTIONS",
         }
     }
 }
@@ -210,6 +219,9 @@ pub enum AppError {
     Unavailable(std::sync::Arc<DbErr>),
     #[error("internal error")]
     Internal(std::sync::Arc<anyhow::Error>),
+    /// A subscriber fell `missed` events behind its buffer.
+    #[error("you fell {0} events behind: subscribe again, and read events as they come")]
+    SlowConsumer(u64),
     /// A DataLoader batch failed; the loader logged it once for all keys.
     #[error("internal error")]
     Batch(std::sync::Arc<DbErr>),
@@ -228,6 +240,7 @@ impl AppError {
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Overloaded(_) => ErrorCode::Overloaded,
             Self::Limited { code, .. } => *code,
+            Self::SlowConsumer(_) => ErrorCode::SlowConsumer,
             Self::Internal(_) | Self::Batch(_) => ErrorCode::Internal,
         }
     }
@@ -262,6 +275,10 @@ impl AppError {
             message: message.into(),
             retry_after,
         }
+    }
+
+    pub fn slow_consumer(missed: u64) -> Self {
+        Self::SlowConsumer(missed)
     }
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {

@@ -231,6 +231,15 @@ impl FollowUp {
         if self.wake {
             self.writer.tasks.wake();
         }
-        self.writer.events.publish(self.events);
+        let mut events = self.events;
+        // A member changed: open subscriptions of the team check their
+        // caller again (a revoked token's are closed).
+        events.extend(
+            self.touched
+                .iter()
+                .filter(|(_, deps)| deps.contains(&Dep::Users))
+                .map(|(team_id, _)| Event::Users { team_id: *team_id }),
+        );
+        self.writer.events.publish(events);
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use fred::{
     prelude::{
-        ClientLike, Config as RedisConfig, EventInterface, KeysInterface, Pool, ReconnectPolicy,
-        TcpConfig,
+        ClientLike, Config as RedisConfig, EventInterface, KeysInterface, Pool, PubsubInterface,
+        ReconnectPolicy, TcpConfig,
     },
     types::{Expiration, SetOptions, scan::Scanner},
 };
@@ -196,6 +196,18 @@ impl Store {
                 .iter()
                 .map(|k| m.entries.get(k).map(|e| e.value))
                 .collect()),
+        }
+    }
+
+    /// `SPUBLISH`: a message on a sharded channel (on Redis Cluster, the
+    /// channel's hash tag picks the shard). Nothing to do in process.
+    pub async fn spublish(&self, channel: String, message: Bytes) -> Result<(), StoreError> {
+        match self {
+            Self::Redis(r) => {
+                r.client()?.spublish::<i64, _, _>(channel, message).await?;
+                Ok(())
+            }
+            Self::Memory(_) => Ok(()),
         }
     }
 

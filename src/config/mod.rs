@@ -12,6 +12,7 @@ mod database;
 mod env;
 mod http;
 mod limits;
+mod live;
 mod mail;
 mod model;
 mod tasks;
@@ -28,6 +29,7 @@ pub use self::{
     database::{DEFAULT_DATABASE_URL, DatabaseSettings},
     http::HttpSettings,
     limits::{Limits, QueryLimits},
+    live::LiveSettings,
     mail::MailSettings,
     model::ModelSettings,
     tasks::TaskSettings,
@@ -79,6 +81,8 @@ pub struct Config {
     pub model: ModelSettings,
     /// Traces and the slow-statement log (`OTEL_*`, `SLOW_QUERY_MS`).
     pub telemetry: TelemetrySettings,
+    /// Subscriptions (`SUBSCRIPTION_*`, `WS_*`).
+    pub live: LiveSettings,
 }
 
 impl Config {
@@ -103,6 +107,7 @@ impl Config {
             mail: MailSettings::default(),
             model: ModelSettings::default(),
             telemetry: TelemetrySettings::default(),
+            live: LiveSettings::default(),
         }
     }
 
@@ -144,6 +149,7 @@ impl Config {
         config.mail.read(&env)?;
         config.model.read(&env)?;
         config.telemetry.read(&env)?;
+        config.live.read(&env)?;
         config.log_json = match env.get("LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,

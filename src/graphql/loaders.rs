@@ -339,6 +339,20 @@ fn cached<L: Send + Sync + 'static>(loader: L) -> Cached<L> {
 }
 
 impl Loaders {
+    /// Drops everything the loaders remember: a subscription reads the
+    /// current rows for each event, not those of the first one.
+    pub fn forget(&self) {
+        self.teams.clear::<i64>();
+        self.users.clear::<i64>();
+        self.jobs.clear::<i64>();
+        self.resumes_by_job.clear::<i64>();
+        self.job_pages.clear::<JobPageKey>();
+        self.job_counts.clear::<JobCountKey>();
+        self.member_pages.clear::<MemberPageKey>();
+        self.log_pages.clear::<LogPageKey>();
+        self.log_counts.clear::<i64>();
+    }
+
     /// Hands rows read along with a page (one joined statement) to the
     /// loaders, so the nested fields asking for them run no SQL.
     pub async fn prime(&self, along: db::along::Alongside) {

@@ -13,24 +13,26 @@ pub mod mutation;
 pub mod pagination;
 pub mod persisted;
 pub mod query;
+pub mod subscription;
 pub mod types;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 
 use crate::config::Limits;
 pub use context::Services;
 use mutation::Mutation;
 use query::Query;
+use subscription::Subscription;
 
 /// The executable schema.
-pub type JobgraphSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type JobgraphSchema = Schema<Query, Mutation, Subscription>;
 
 /// Depth, cost and the other document limits are enforced by
 /// [`analysis`] before async-graphql sees a document (its own visitors
 /// expand every fragment spread, so they must not be the first to walk
 /// an untrusted document); what is left here are its parser guards.
-fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    let builder = Schema::build(Query, Mutation::default(), EmptySubscription)
+fn builder(introspection: bool) -> SchemaBuilder<Query, Mutation, Subscription> {
+    let builder = Schema::build(Query, Mutation::default(), Subscription)
         .limit_recursive_depth(32)
         .limit_directives(16);
     if introspection {

@@ -17,7 +17,7 @@ use axum::{
     response::Response,
 };
 
-use super::{client_addr, graphiql, state::AppState};
+use super::{client_addr, graphiql, sse, state::AppState, websocket};
 use crate::{
     auth::TokenSubject,
     error::ErrorCode,
@@ -216,8 +216,12 @@ fn not_acceptable() -> Response {
 
 /// `POST /graphql`: a JSON body holding one request or a batch.
 pub async fn post(State(state): State<AppState>, request: Request) -> Response {
-    let Some(media) = negotiate(request.headers()) else {
-        return not_acceptable();
+    // `Accept: text/event-stream`: the answer is a stream (SSE).
+    let events = sse::wants_events(request.headers());
+    let media = match negotiate(request.headers()) {
+        Some(media) => media,
+        None if events => MediaType::GraphqlResponse,
+        None => return not_acceptable(),
     };
     if !is_json(request.headers()) {
         return error_response(
@@ -257,6 +261,10 @@ pub async fn post(State(state): State<AppState>, request: Request) -> Response {
                 return response;
             }
         };
+    if events {
+        let client = client_of(&state, &parts);
+        return sse::respond(state.clone(), &parts.headers, bytes, client).await;
+    }
     let token = match verify_token(&state, &parts.headers, media) {
         Ok(token) => token,
         Err(response) => return *response,
@@ -361,6 +369,10 @@ fn unavailable(media: MediaType, code: ErrorCode, message: &str) -> Response {
 /// `GET /graphql`: a query in the URL, or GraphiQL for a browser.
 pub async fn get(State(state): State<AppState>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
+    if websocket::is_upgrade(&parts) {
+        let client = client_of(&state, &parts);
+        return websocket::upgrade(state, parts, client).await;
+    }
     let headers = &parts.headers;
     let query = parts.uri.query().unwrap_or_default().to_owned();
     if wants_html(headers) && !query.split('&').any(|kv| kv.starts_with("query=")) {

@@ -7,8 +7,11 @@ pub mod cors;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+pub mod live;
 pub mod server;
+pub mod sse;
 pub mod state;
+pub mod websocket;
 
 use std::{sync::Arc, time::Instant};
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::compression::Compressor;
+use tokio_util::sync::CancellationToken;
+
+use super::{compression::Compressor, live::Connections};
 use crate::{
     auth::Authenticator, cache::ResponseCache, config::Config, graphql::execution::Executor,
     metrics::Metrics, tasks::TaskSystem,
@@ -21,11 +23,16 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     pub cache: Arc<ResponseCache>,
     pub tasks: Arc<TaskSystem>,
+    pub events: crate::events::EventBus,
 }
 
 struct Shared {
     parts: Parts,
     compressor: Compressor,
+    live_connections: Arc<Connections>,
+    /// Cancelled when the replica starts shutting down: live connections
+    /// (which outlive any request) close then.
+    stopping: CancellationToken,
     /// One permit per GraphQL request running (`MAX_IN_FLIGHT_REQUESTS`).
     in_flight: Arc<Semaphore>,
 }
@@ -41,6 +48,8 @@ impl AppState {
         Self(Arc::new(Shared {
             parts,
             compressor,
+            live_connections: Arc::default(),
+            stopping: CancellationToken::new(),
             in_flight,
         }))
     }
@@ -80,6 +89,18 @@ impl AppState {
 
     pub fn cache(&self) -> &Arc<ResponseCache> {
         &self.0.parts.cache
+    }
+
+    pub fn live_connections(&self) -> &Arc<Connections> {
+        &self.0.live_connections
+    }
+
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.0.stopping
+    }
+
+    pub fn events(&self) -> &crate::events::EventBus {
+        &self.0.parts.events
     }
 
     pub fn compressor(&self) -> &Compressor {

@@ -142,3 +142,47 @@ async fn the_cache_works_on_a_cluster_and_clears_only_stale_keys_of_one_slot() {
         0.0
     );
 }
+
+/// Live events travel over sharded pub/sub: each team's channel lives on
+/// the shard of its slot, and a write on one replica reaches a subscriber
+/// on the other whichever node that is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_cross_replicas_on_a_cluster() {
+    use crate::common::live::WsClient;
+    let cluster = RedisCluster::start();
+    let url = cluster.url();
+    let one = TestApp::spawn_with(move |c| {
+        c.cache.redis_url = Some(jobgraph::secret::Secret::new(url));
+    })
+    .await;
+    let two = TestApp::start(tempfile::tempdir().unwrap(), one.config.clone()).await;
+    let create = "mutation($t: String!) { createJob(input: {title: $t, company: \"C\"}) { id } }";
+    // Several teams, so their channels fall on different nodes.
+    for t in 0..4 {
+        let (token, _) = one
+            .signup(&format!("Live {t}"), &format!("live{t}@example.com"))
+            .await;
+        let mut ws = WsClient::connect(&two, &token).await;
+        ws.subscribe(
+            "s",
+            "subscription { jobEvents { job { title } } }",
+            json!({}),
+        )
+        .await;
+        let mut heard = None;
+        for attempt in 0..50 {
+            let title = format!("T{t}-{attempt}");
+            one.ok(&token, create, json!({ "t": title })).await;
+            if let Some(Ok(message)) = ws.recv_within(Duration::from_millis(200)).await {
+                heard = Some(message);
+                break;
+            }
+        }
+        let message = heard.expect("no event crossed the cluster");
+        let title = message["payload"]["data"]["jobEvents"]["job"]["title"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(title.starts_with(&format!("T{t}-")), "{message}");
+    }
+}

@@ -32,6 +32,7 @@ mod persisted_queries;
 mod roles;
 mod schema;
 mod sql_counts;
+mod subscriptions;
 mod task_faults;
 mod timeouts;
 mod write_path;

@@ -139,6 +139,25 @@ static CATALOG: &[TypeRules] = &[
         ],
     },
     TypeRules {
+        // Subscriptions run outside the response cache, one result per event.
+        name: "Subscription",
+        row: &[],
+        fields: &[
+            ("jobEvents", UNCACHED_OBJECT),
+            ("resumeUpdates", UNCACHED_OBJECT),
+        ],
+    },
+    TypeRules {
+        name: "JobEvent",
+        row: &["kind", "jobId", "status"],
+        fields: &[("job", UNCACHED_OBJECT)],
+    },
+    TypeRules {
+        name: "ResumeUpdate",
+        row: &["resumeId", "jobId", "status"],
+        fields: &[("resume", UNCACHED_OBJECT)],
+    },
+    TypeRules {
         name: "AuthPayload",
         row: &["token"],
         fields: &[("user", rule(Cost::Object, Depends::Parent))],

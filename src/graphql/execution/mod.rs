@@ -768,13 +768,7 @@ impl Executor {
                 ),
             );
         }
-        let request_failed = !response.errors.is_empty()
-            && response.data == async_graphql::Value::Null
-            && response.errors.iter().all(|e| e.path.is_empty());
-        if request_failed {
-            for error in &mut response.errors {
-                tag(error, ErrorCode::GraphqlValidationFailed);
-            }
+        if failed_as_a_whole(&mut response) {
             // Request errors carry no `data` at all, per the spec.
             return Answer::new(Outcome::Invalid, errors_body(&response.errors))
                 .with_errors(response.errors.len(), first_code(&response.errors));
@@ -802,6 +796,116 @@ impl Executor {
         answer.storable = response.errors.is_empty() && !null_root;
         answer
     }
+}
+
+/// One message of an operation run over a long-lived connection
+/// (WebSocket or SSE).
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// A result: `{"data": …, "errors": …}`.
+    Next(Bytes),
+    /// The operation failed as a whole (parse, validation, a limit…): the
+    /// JSON array of its errors. Nothing follows.
+    Error(Bytes),
+    /// The subscriber fell behind and lost events: the result carrying the
+    /// `SLOW_CONSUMER` error. The connection is closed after it.
+    SlowConsumer(Bytes),
+}
+
+impl Executor {
+    /// The current viewer behind a verified token, or the answer refusing
+    /// it (revoked token, deactivated account, database down).
+    pub async fn viewer_of(&self, subject: TokenSubject) -> Result<Viewer, Answer> {
+        self.resolve(subject).await
+    }
+
+    /// Runs one operation for a long-lived connection: a subscription
+    /// yields a result per event, a query or mutation one result. Limits
+    /// and persisted documents apply as over HTTP; the response cache does
+    /// not (every result is computed for this caller).
+    pub async fn stream(
+        &self,
+        mut request: GqlRequest,
+        viewer: Viewer,
+        client: Option<IpAddr>,
+    ) -> futures::stream::BoxStream<'static, Delivery> {
+        use futures::StreamExt;
+        let call = Call {
+            viewer: Some(viewer),
+            client,
+            db: &self.db,
+            over_get: false,
+        };
+        let failed = |answer: Answer| {
+            futures::stream::once(async move { Delivery::Error(errors_array(&answer.body)) })
+                .boxed()
+        };
+        if let Err(answer) = self.resolve_persisted(&mut request).await {
+            return failed(answer);
+        }
+        let analysis = match self.prepare(&mut request, Caller::Authenticated) {
+            Ok(analysis) => analysis,
+            Err(answer) => return failed(answer),
+        };
+        if analysis.operation != Some(OperationType::Subscription) {
+            let answer = self.execute(request, &analysis, call).await;
+            return match answer.outcome {
+                Outcome::Executed => {
+                    futures::stream::once(async move { Delivery::Next(answer.body) }).boxed()
+                }
+                _ => failed(answer),
+            };
+        }
+        let request = request.data(Session::new(self.db.clone(), Some(viewer), client));
+        self.schemas
+            .lean
+            .execute_stream(request)
+            .map(|mut response| {
+                if failed_as_a_whole(&mut response) {
+                    return Delivery::Error(
+                        serde_json::to_vec(&response.errors)
+                            .unwrap_or_default()
+                            .into(),
+                    );
+                }
+                for error in &mut response.errors {
+                    tag(error, ErrorCode::BadUserInput);
+                }
+                let slow = first_code(&response.errors) == Some(ErrorCode::SlowConsumer);
+                let body = response_body(&response);
+                if slow {
+                    Delivery::SlowConsumer(body)
+                } else {
+                    Delivery::Next(body)
+                }
+            })
+            .boxed()
+    }
+}
+
+/// Whether the response failed as a whole (validation, variable
+/// coercion: errors with no path and no data); its errors are then tagged
+/// `GRAPHQL_VALIDATION_FAILED`.
+fn failed_as_a_whole(response: &mut GqlResponse) -> bool {
+    let failed = !response.errors.is_empty()
+        && response.data == async_graphql::Value::Null
+        && response.errors.iter().all(|e| e.path.is_empty());
+    if failed {
+        for error in &mut response.errors {
+            tag(error, ErrorCode::GraphqlValidationFailed);
+        }
+    }
+    failed
+}
+
+/// The `errors` array of a `{"errors": […]}` body.
+fn errors_array(body: &[u8]) -> Bytes {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|mut v| v.get_mut("errors").map(std::mem::take))
+        .and_then(|errors| serde_json::to_vec(&errors).ok())
+        .unwrap_or_else(|| b"[]".to_vec())
+        .into()
 }
 
 /// The `cache.refresh` task: recomputes a team's hot cached reads after

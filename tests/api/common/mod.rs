@@ -5,6 +5,7 @@
 //! `DATABASE_URL` points at PostgreSQL, a fresh schema in that database
 //! (`.ci/run` creates a throwaway database per run and drops it after).
 
+pub mod live;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
