@@ -12,7 +12,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --create-home --home-dir /app jobgraph
+    && useradd --system --uid 10001 --create-home --home-dir /app jobgraph
 COPY --from=build /src/target/release/jobgraph /usr/local/bin/jobgraph
 USER jobgraph
 WORKDIR /app

@@ -18,4 +18,10 @@ end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. token
+-- ACCEPT_ENCODING=gzip (or br, zstd) asks for a compressed answer: the
+-- same hit path plus compression (remembered per answer).
+local encoding = os.getenv("ACCEPT_ENCODING")
+if encoding ~= nil and encoding ~= "" then
+  wrk.headers["Accept-Encoding"] = encoding
+end
 wrk.body = '{"query":"{ jobs(first: 20) { nodes { id title company status team { name } createdBy { name } } } }"}'

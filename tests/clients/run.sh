@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # jobgraph from its clients' side: starts the real binary on a spare
-# loopback port (embedded default: SQLite and in-process cache in a fresh
-# folder), then runs the GraphQL-over-HTTP audit and the client tests
-# against it. `.ci/run` calls this after the Rust suite.
+# loopback port (in a fresh folder: the embedded default, or the
+# PostgreSQL and Redis of DATABASE_URL and REDIS_URL), then runs against it the GraphQL-over-HTTP audit (audit.mjs),
+# Apollo Client, graphql-ws, graphql-sse and introspection (apollo.mjs),
+# and GraphiQL in headless Chromium (graphiql.mjs, needs /usr/bin/chromium).
+# The Rust suite runs it (tests/api/clients.rs); it runs alone too.
 #
 #   JOBGRAPH_BIN=target/debug/jobgraph tests/clients/run.sh
 set -euo pipefail
@@ -22,7 +24,9 @@ work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 (
   cd "$work"
-  exec env -u DATABASE_URL -u REDIS_URL BIND_ADDR="127.0.0.1:$port" \
+  # DATABASE_URL and REDIS_URL pass through (the suite's second pass runs
+  # these against PostgreSQL and Redis), under a key prefix of its own.
+  exec env BIND_ADDR="127.0.0.1:$port" CACHE_KEY_PREFIX="clients$port" AUTO_MIGRATE=true \
     JWT_SECRET="$(head -c 48 /dev/urandom | base64)" \
     "$bin" serve >"$work/server.log" 2>&1
 ) &
@@ -38,7 +42,7 @@ curl -fs "http://127.0.0.1:$port/health" >/dev/null || { cat "$work/server.log";
 export JOBGRAPH_URL="http://127.0.0.1:$port/graphql"
 export SCHEMA_FILE="$root/schema.graphql"
 status=0
-for test in audit.mjs; do
+for test in audit.mjs apollo.mjs graphiql.mjs; do
   echo "--- $test"
   node "$test" "$JOBGRAPH_URL" || { status=1; echo "FAILED: $test"; }
 done
