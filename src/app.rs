@@ -11,7 +11,10 @@ use crate::{
     auth::{Authenticator, JwtKeys, jwt, password::Passwords},
     cache::{ResponseCache, metrics::CacheMetrics},
     config::Config,
-    db,
+    db::{
+        self,
+        replicas::{ReadReplicas, WritePositions},
+    },
     email::Mailer,
     events::{EventBus, relay::RelayConfig},
     graphql::{
@@ -80,13 +83,21 @@ impl Application {
                 config.live.buffer_events,
                 RelayConfig {
                     redis_url: url.expose().to_owned(),
-                    key_prefix: config.cache.key_prefix.clone(),
+                    // With the database's instance id, like every cache key:
+                    // two databases sharing a Redis never share events.
+                    key_prefix: cache.key_prefix().to_owned(),
                     store,
                 },
             )?,
             _ => EventBus::new(config.live.buffer_events),
         };
-        let writer = Writer::new(Arc::clone(&cache), task_handle.clone(), events.clone());
+        let positions = Arc::new(WritePositions::new(&cache));
+        let replicas =
+            ReadReplicas::start(&config.database, &db, Arc::clone(&positions), &metrics).await?;
+        let mut writer = Writer::new(Arc::clone(&cache), task_handle.clone(), events.clone());
+        if replicas.is_some() {
+            writer = writer.with_positions(positions);
+        }
         let auth = Arc::new(Authenticator::new(
             JwtKeys::new(&jwt_secret(&config)?, config.jwt_ttl),
             Passwords::new(config.abuse.hash_concurrency, config.abuse.hash_wait),
@@ -118,6 +129,7 @@ impl Application {
             db.clone(),
             config.limits.clone(),
             persisted,
+            replicas,
         ));
         let tasks = TaskSystem::start(Arc::new(TaskContext {
             db: db::connect_tasks(&config.database, config.tasks.concurrency, &metrics).await?,

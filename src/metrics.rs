@@ -27,6 +27,12 @@ pub struct PoolLabels {
     pub pool: &'static str,
 }
 
+/// Why a read went to the primary.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
 /// A statement's pool and kind (`SELECT`, `INSERT`, … from a fixed set).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatementLabels {
@@ -76,6 +82,14 @@ pub struct Metrics {
     pub sql_slow: Family<StatementLabels, Counter>,
     pub graphql_requests: Family<OperationLabels, Counter>,
     pub graphql_duration: HistogramFamily<OperationName>,
+    /// Query operations by the pool that ran them (`primary`, `replica0`…).
+    pub db_reads: Family<PoolLabels, Counter>,
+    /// Reads that could have gone to a replica but went to the primary.
+    pub db_read_fallbacks: Family<ReasonLabels, Counter>,
+    /// How far each replica is behind the primary, in milliseconds.
+    pub db_replica_lag_ms: Family<PoolLabels, Gauge>,
+    /// 1 while a replica answers, 0 while it does not.
+    pub db_replica_up: Family<PoolLabels, Gauge>,
     /// Operation names given a label of their own so far.
     operation_names: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -150,6 +164,30 @@ impl Metrics {
             "Time to answer a GraphQL request, by operation name",
             graphql_duration.clone(),
         );
+        let db_reads = Family::<PoolLabels, Counter>::default();
+        registry.register(
+            "db_reads",
+            "Query operations by the database pool that ran them (primary or a read replica)",
+            db_reads.clone(),
+        );
+        let db_read_fallbacks = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "db_read_fallbacks",
+            "Reads sent to the primary although read replicas are configured, by reason",
+            db_read_fallbacks.clone(),
+        );
+        let db_replica_lag_ms = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_replica_lag_milliseconds",
+            "How far each read replica's replay is behind the primary",
+            db_replica_lag_ms.clone(),
+        );
+        let db_replica_up = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_replica_up",
+            "1 while a read replica answers its position checks",
+            db_replica_up.clone(),
+        );
         // The series alerts and dashboards read exist from the start, at 0.
         for pool in ["requests", "tasks"] {
             let _ = sql_failures.get_or_create(&PoolLabels { pool });
@@ -168,6 +206,10 @@ impl Metrics {
             sql_slow,
             graphql_requests,
             graphql_duration,
+            db_reads,
+            db_read_fallbacks,
+            db_replica_lag_ms,
+            db_replica_up,
             operation_names: std::sync::Mutex::default(),
         }
     }

@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use crate::{
     cache::{Dep, ResponseCache},
+    db::replicas::WritePositions,
     db::{
         self,
         activity::Entry,
@@ -37,6 +38,8 @@ pub struct Writer {
     cache: Arc<ResponseCache>,
     tasks: TaskHandle,
     events: EventBus,
+    /// With read replicas: where each team's last write is in the WAL.
+    positions: Option<Arc<WritePositions>>,
 }
 
 impl Writer {
@@ -45,7 +48,15 @@ impl Writer {
             cache,
             tasks,
             events,
+            positions: None,
         }
+    }
+
+    /// Records the primary's WAL position after each commit, before
+    /// cached answers are made stale (read replicas compare with it).
+    pub fn with_positions(mut self, positions: Arc<WritePositions>) -> Self {
+        self.positions = Some(positions);
+        self
     }
 
     /// How tasks are made (attempts, delays).
@@ -61,6 +72,7 @@ impl Writer {
     pub async fn begin(&self, db: &DatabaseConnection) -> Result<UnitOfWork, DbErr> {
         Ok(UnitOfWork {
             txn: db::begin_write(db).await?,
+            db: db.clone(),
             writer: self.clone(),
             touched: BTreeMap::new(),
             entries: Vec::new(),
@@ -74,6 +86,9 @@ impl Writer {
 /// rolls back and nothing follows.
 pub struct UnitOfWork {
     txn: DatabaseTransaction,
+    /// The pool the transaction came from (the write position is read
+    /// there after the commit).
+    db: DatabaseConnection,
     writer: Writer,
     touched: BTreeMap<i64, BTreeSet<Dep>>,
     entries: Vec<Entry>,
@@ -189,6 +204,7 @@ impl UnitOfWork {
             events: self.events.len(),
         };
         let follow_up = FollowUp {
+            db: self.db,
             writer: self.writer,
             touched: committed.touched.clone(),
             wake: committed.tasks > 0,
@@ -208,6 +224,7 @@ impl UnitOfWork {
 
 /// What runs after a commit, in order.
 struct FollowUp {
+    db: DatabaseConnection,
     writer: Writer,
     touched: BTreeMap<i64, BTreeSet<Dep>>,
     wake: bool,
@@ -217,6 +234,12 @@ struct FollowUp {
 
 impl FollowUp {
     async fn run(self) {
+        // First the position, then the generations: a reader that sees the
+        // new generations finds a position that covers this write.
+        if let Some(positions) = &self.writer.positions {
+            let teams: Vec<i64> = self.touched.keys().copied().collect();
+            positions.record_after_commit(&self.db, &teams).await;
+        }
         for (team_id, deps) in &self.touched {
             let deps: Vec<Dep> = deps.iter().copied().collect();
             self.writer.cache.invalidate(*team_id, &deps).await;

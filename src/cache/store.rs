@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use fred::{
     prelude::{
-        ClientLike, Config as RedisConfig, EventInterface, KeysInterface, Pool, PubsubInterface,
-        ReconnectPolicy, TcpConfig,
+        ClientLike, Config as RedisConfig, EventInterface, KeysInterface, LuaInterface, Pool,
+        PubsubInterface, ReconnectPolicy, TcpConfig,
     },
     types::{Expiration, SetOptions, scan::Scanner},
 };
@@ -196,6 +196,30 @@ impl Store {
                 .iter()
                 .map(|k| m.entries.get(k).map(|e| e.value))
                 .collect()),
+        }
+    }
+
+    /// Raises the number at `key` to `value` unless it already holds more
+    /// (a position that only moves forward, whatever order concurrent
+    /// writers arrive in) and gives it `ttl` again. In process: nothing
+    /// (positions are kept by their owner there).
+    pub async fn raise(&self, key: String, value: u64, ttl: Duration) -> Result<(), StoreError> {
+        const RAISE: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') \
+            if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
+            else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 1";
+        match self {
+            Self::Redis(r) => {
+                let ttl_ms = ttl.as_millis().max(1) as u64;
+                r.client()?
+                    .eval::<i64, _, _, _>(
+                        RAISE,
+                        vec![key],
+                        vec![value.to_string(), ttl_ms.to_string()],
+                    )
+                    .await?;
+                Ok(())
+            }
+            Self::Memory(_) => Ok(()),
         }
     }
 

@@ -26,6 +26,15 @@ pub struct DatabaseSettings {
     /// `DB_ACQUIRE_TIMEOUT_MS`: longest a request waits for a pooled
     /// connection; then 503 with `Retry-After` (default 2000).
     pub acquire_timeout: Duration,
+    /// `DATABASE_READ_URLS`: comma-separated PostgreSQL streaming replicas
+    /// for reads (default none; ignored, with a warning, on SQLite).
+    pub read_urls: Vec<Secret>,
+    /// `READ_REPLICA_MAX_LAG_MS`: a replica further behind the primary is
+    /// skipped (default 5000).
+    pub replica_max_lag: Duration,
+    /// `READ_REPLICA_CHECK_MS`: how often each replica's replay position
+    /// is read (default 100).
+    pub replica_check: Duration,
 }
 
 impl Default for DatabaseSettings {
@@ -36,6 +45,9 @@ impl Default for DatabaseSettings {
             max_connections: None,
             statement_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(2),
+            read_urls: Vec::new(),
+            replica_max_lag: Duration::from_secs(5),
+            replica_check: Duration::from_millis(100),
         }
     }
 }
@@ -71,6 +83,21 @@ impl DatabaseSettings {
         }
         if let Some(d) = env.millis("DB_ACQUIRE_TIMEOUT_MS", 10, 600_000)? {
             self.acquire_timeout = d;
+        }
+        if let Some(urls) = env.get("DATABASE_READ_URLS") {
+            self.read_urls = Vec::new();
+            for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                if !url.starts_with("postgres") {
+                    bail!("DATABASE_READ_URLS holds postgres:// URLs of streaming replicas");
+                }
+                self.read_urls.push(Secret::new(url));
+            }
+        }
+        if let Some(d) = env.millis("READ_REPLICA_MAX_LAG_MS", 1, 3_600_000)? {
+            self.replica_max_lag = d;
+        }
+        if let Some(d) = env.millis("READ_REPLICA_CHECK_MS", 10, 60_000)? {
+            self.replica_check = d;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod keyset;
 pub mod logs;
 pub mod queue;
+pub mod replicas;
 pub mod resumes;
 
 pub mod teams;
@@ -65,11 +66,37 @@ pub async fn connect_pool(
     metrics: &Arc<Metrics>,
     pool: &'static str,
 ) -> anyhow::Result<DatabaseConnection> {
+    open_pool(settings, max_connections, metrics, pool, false).await
+}
+
+/// A read replica's pool, named `pool`: connected on first use, so a
+/// replica that is down at start-up is skipped, not a failed start.
+pub async fn connect_replica(
+    settings: &DatabaseSettings,
+    metrics: &Arc<Metrics>,
+    pool: &'static str,
+) -> anyhow::Result<DatabaseConnection> {
+    open_pool(settings, settings.max_connections, metrics, pool, true).await
+}
+
+async fn open_pool(
+    settings: &DatabaseSettings,
+    max_connections: Option<u32>,
+    metrics: &Arc<Metrics>,
+    pool: &'static str,
+    lazy: bool,
+) -> anyhow::Result<DatabaseConnection> {
     let sqlite = settings.is_sqlite();
     let mut opts = ConnectOptions::new(settings.url.expose().to_owned());
     let max = max_connections.unwrap_or(if sqlite { 4 } else { 16 });
+    let min = if lazy {
+        0
+    } else {
+        max.min(if sqlite { 1 } else { 2 })
+    };
     opts.max_connections(max)
-        .min_connections(max.min(if sqlite { 1 } else { 2 }))
+        .min_connections(min)
+        .connect_lazy(lazy)
         .connect_timeout(settings.acquire_timeout.max(Duration::from_secs(1)))
         .acquire_timeout(settings.acquire_timeout)
         .sqlx_logging(false);

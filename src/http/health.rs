@@ -40,10 +40,20 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // A replica that is down or lagging only sends reads to the primary.
+    let replicas: Vec<_> = state
+        .executor()
+        .replicas()
+        .map(|r| r.status())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, up, lag_ms)| json!({ "name": name, "up": up, "lagMs": if up { Some(lag_ms) } else { None } }))
+        .collect();
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": database,
         "cache": { "backend": cache.backend(), "state": cache_state },
+        "replicas": replicas,
     });
     (status, Json(body)).into_response()
 }

@@ -31,6 +31,7 @@ mod logging;
 mod observability;
 mod pagination;
 mod persisted_queries;
+mod read_replicas;
 mod roles;
 mod schema;
 mod sql_counts;

@@ -28,7 +28,7 @@ use crate::{
     auth::{AuthResolveError, Authenticator, TokenSubject, Viewer},
     cache::{Computed, Lookup, Plan, Purpose, ResponseCache, Scope, Validator, WarmSpec},
     config::Limits,
-    db,
+    db::{self, replicas::ReadReplicas},
     error::ErrorCode,
     tasks::{Failure, TaskContext, TaskHandler, id_field},
     telemetry,
@@ -175,6 +175,8 @@ pub struct Executor {
     documents: moka::sync::Cache<u128, Arc<Parsed>>,
     /// Documents named by hash (APQ, trusted documents).
     persisted: PersistedQueries,
+    /// Read replicas, when configured: queries run there when they can.
+    replicas: Option<Arc<ReadReplicas>>,
 }
 
 /// A parsed document and what it weighs in the document cache (its text's
@@ -193,9 +195,11 @@ impl Executor {
         db: DatabaseConnection,
         limits: Limits,
         persisted: PersistedQueries,
+        replicas: Option<Arc<ReadReplicas>>,
     ) -> Self {
         Self {
             persisted,
+            replicas,
             schemas,
             analyzer,
             auth,
@@ -214,6 +218,11 @@ impl Executor {
 
     pub fn schema(&self) -> &JobgraphSchema {
         &self.schemas.measured
+    }
+
+    /// The read replicas, when configured.
+    pub fn replicas(&self) -> Option<&ReadReplicas> {
+        self.replicas.as_deref()
     }
 
     pub fn analyzer(&self) -> &Analyzer {
@@ -743,6 +752,49 @@ impl Executor {
                 "mutations must be sent with POST",
             );
         }
+        // A query of a signed-in caller may run on a read replica that has
+        // replayed the team's last write; mutations (and the reads inside
+        // them) never do.
+        let replicas = self
+            .replicas
+            .as_deref()
+            .filter(|_| analysis.operation == Some(OperationType::Query) && call.viewer.is_some());
+        let Some(replicas) = replicas else {
+            return self.execute_on(request, analysis, call).await;
+        };
+        let team_id = call.viewer.map_or(0, |v| v.team_id);
+        let route = replicas.route(team_id, call.db).await;
+        let Some(replica) = route.replica else {
+            replicas.count_read(None);
+            return self.execute_on(request, analysis, call).await;
+        };
+        // Kept to run again on the primary if the replica fails.
+        let mut request = request;
+        let again = copy_request(&mut request);
+        let answer = self
+            .execute_on(
+                request,
+                analysis,
+                Call {
+                    db: route.db,
+                    ..call
+                },
+            )
+            .await;
+        if answer.outcome != Outcome::Unavailable {
+            replicas.count_read(Some(replica));
+            return answer;
+        }
+        tracing::warn!(
+            replica,
+            "a read replica failed a query: running it on the primary"
+        );
+        replicas.failed(replica);
+        replicas.count_read(None);
+        self.execute_on(again, analysis, call).await
+    }
+
+    async fn execute_on(&self, request: GqlRequest, analysis: &Analysis, call: Call<'_>) -> Answer {
         let mut request = request.data(Session::new(call.db.clone(), call.viewer, call.client));
         // Only a query whose answer could pass the limit is measured while
         // it is built (the measuring runs around every field).
@@ -881,6 +933,19 @@ impl Executor {
             })
             .boxed()
     }
+}
+
+/// A copy of a request before it runs: its text, parsed document,
+/// variables and operation name (data is added per execution).
+fn copy_request(request: &mut GqlRequest) -> GqlRequest {
+    let mut copy = GqlRequest::new(request.query.clone()).variables(request.variables.clone());
+    copy.operation_name = request.operation_name.clone();
+    copy.extensions = request.extensions.clone();
+    if let Ok(doc) = request.parsed_query() {
+        let doc = doc.clone();
+        copy.set_parsed_query(doc);
+    }
+    copy
 }
 
 /// Whether the response failed as a whole (validation, variable

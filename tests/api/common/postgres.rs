@@ -115,6 +115,59 @@ impl PgServer {
         server
     }
 
+    /// A streaming replica of `primary` (`pg_basebackup -R`), started, that
+    /// applies what it receives `apply_delay` late
+    /// (`recovery_min_apply_delay`).
+    pub fn replica_of(primary: &PgServer, apply_delay: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("jg-pg-replica-")
+            .tempdir()
+            .unwrap();
+        chown_to_postgres(dir.path());
+        let data = dir.path().join("data");
+        let port = primary.port.to_string();
+        let out = tool(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-D",
+                data.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut f| {
+                std::io::Write::write_all(
+                    &mut f,
+                    format!("recovery_min_apply_delay = '{apply_delay}'\nhot_standby = on\n")
+                        .as_bytes(),
+                )
+            })
+            .unwrap();
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            running: false,
+        };
+        server.restart();
+        server
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
