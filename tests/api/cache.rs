@@ -493,15 +493,7 @@ async fn cache_enabled_false_switches_the_cache_off() {
         "{:?}",
         keys(&app, &url, "")
     );
-    let ready: Value = app
-        .client
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.ready().await;
     assert_eq!(ready["cache"]["state"], "disabled");
 }
 

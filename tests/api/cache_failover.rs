@@ -21,14 +21,7 @@ async fn app_on(url: String) -> TestApp {
 }
 
 async fn ready(app: &TestApp) -> Value {
-    app.client
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.ready().await
 }
 
 /// Whether Redis on `port` answers a PING within 100 ms.

@@ -94,7 +94,7 @@ fn the_compose_file_sets_only_variables_the_service_reads() {
             continue;
         }
         if indent == 4 {
-            in_env = trimmed == "environment:";
+            in_env = trimmed.starts_with("environment:");
             continue;
         }
         if in_env

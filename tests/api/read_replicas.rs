@@ -57,15 +57,7 @@ fn reads_by(metrics: &str, pool: &str) -> f64 {
 
 async fn wait_until_caught_up(app: &TestApp) {
     for _ in 0..100 {
-        let ready: Value = app
-            .client
-            .get(app.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = app.ready().await;
         if ready["replicas"][0]["up"] == true && ready["replicas"][0]["lagMs"] == 0 {
             return;
         }
@@ -171,15 +163,7 @@ async fn stopping_the_replica_mid_run_fails_no_request() {
         failed.len(),
         &failed[..failed.len().min(3)]
     );
-    let ready: Value = one
-        .client
-        .get(one.url("/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = one.ready().await;
     assert_eq!(
         ready["status"], "ready",
         "a lost replica does not make a replica unready"

@@ -276,6 +276,18 @@ impl TestApp {
             .collect()
     }
 
+    /// The JSON of `/ready`.
+    pub async fn ready(&self) -> Value {
+        self.client
+            .get(self.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The text of `/metrics`.
     pub async fn metrics_text(&self) -> String {
         let res = self.client.get(self.url("/metrics")).send().await.unwrap();
