@@ -89,6 +89,11 @@ pub fn main() -> ExitCode {
     let telemetry = telemetry::init(config.log_json, &config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A request polls through many layers of futures (HTTP, cache,
+        // async-graphql's resolvers); 2 MiB is tokio's default and enough in
+        // a release build, 8 MiB leaves room for a debug one too. Only
+        // touched pages are ever committed.
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
     {
         Ok(rt) => rt,

@@ -250,7 +250,7 @@ impl Executor {
             && self.cache.enabled()
             && source.is_single()
         {
-            return self.signed_in(&source, subject, client).await;
+            return Box::pin(self.signed_in(&source, subject, client)).await;
         }
         let viewer = match token {
             Some(subject) => match self.resolve(subject).await {
@@ -273,7 +273,7 @@ impl Executor {
             Err(answer) => return answer,
         };
         match batch {
-            BatchRequest::Single(request) => self.uncached(request, call).await,
+            BatchRequest::Single(request) => Box::pin(self.uncached(request, call)).await,
             BatchRequest::Batch(requests) => self.batch(requests, call).await,
         }
     }
@@ -629,7 +629,7 @@ impl Executor {
         if let Some(prepared) = prepared {
             return Ok(prepared);
         }
-        let mut request = self.decode(source).await?;
+        let mut request = Box::pin(self.decode(source)).await?;
         let analysis = self.prepare(&mut request, Caller::Authenticated)?;
         Ok((request, analysis))
     }
@@ -717,7 +717,18 @@ impl Executor {
 
     /// Executes an analysed request with a fresh session (viewer, loaders),
     /// in a span of its own (the GraphQL operation, for traces).
-    async fn execute(&self, request: GqlRequest, analysis: &Analysis, call: Call<'_>) -> Answer {
+    ///
+    /// Boxed, like the schema's own execution below: a request's future
+    /// passes through several layers (cache, replica routing), and in a
+    /// debug build every layer's frame holds its callee's future; boxing
+    /// here keeps the stack of a deep request (a mutation signing in through
+    /// Redis) far from a thread's 2 MiB.
+    fn execute<'a>(
+        &'a self,
+        request: GqlRequest,
+        analysis: &'a Analysis,
+        call: Call<'a>,
+    ) -> futures::future::BoxFuture<'a, Answer> {
         let kind = match analysis.operation {
             Some(OperationType::Query) => "query",
             Some(OperationType::Mutation) => "mutation",
@@ -734,9 +745,10 @@ impl Executor {
                 graphql.document = %format_args!("{:032x}", crate::cache::request_hash(request.query.as_bytes())),
             )
         });
-        self.execute_in_span(request, analysis, call)
-            .instrument(span)
-            .await
+        Box::pin(
+            self.execute_in_span(request, analysis, call)
+                .instrument(span),
+        )
     }
 
     async fn execute_in_span(
@@ -807,7 +819,7 @@ impl Executor {
             }
             None => &self.schemas.lean,
         };
-        let mut response = schema.execute(request).await;
+        let mut response = Box::pin(schema.execute(request)).await;
         if let Some(budget) = budget
             && budget.exceeded()
         {
