@@ -115,6 +115,16 @@ impl TaskMetrics {
             "Tasks queued or running, by kind and status",
             metrics.depth.clone(),
         );
+        // The series dashboards and alerts read exist from the start, at 0
+        // (the scheduler first measures the queue a moment after start).
+        for kind in [RESUME, EMAIL, RETENTION, REFRESH] {
+            for status in ["queued", "running"] {
+                let _ = metrics.depth.get_or_create(&DepthLabel {
+                    kind: kind.into(),
+                    status: status.into(),
+                });
+            }
+        }
         registry.register(
             "tasks_completed",
             "Tasks finished successfully",
