@@ -29,6 +29,7 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// `buffer` events per team: how far its slowest subscriber may lag.
     pub fn new(buffer: usize) -> Arc<Self> {
         Arc::new(Self {
             teams: Mutex::new(HashMap::new()),
@@ -63,6 +64,8 @@ impl Hub {
         }
     }
 
+    /// The team's events from now on; the first subscriber of a team makes
+    /// the relay listen to it.
     pub fn subscribe(self: &Arc<Self>, team_id: i64) -> TeamEvents {
         let mut teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
         let rx = match teams.get(&team_id) {
@@ -115,6 +118,7 @@ pub struct TeamEvents {
 }
 
 impl TeamEvents {
+    /// The team listened to (each event is checked against it again).
     pub fn team_id(&self) -> i64 {
         self.team_id
     }

@@ -10,7 +10,9 @@
 //! per team, which Redis Cluster keeps on the team's shard); a replica
 //! listens only to the channels of teams it has subscribers for.
 
+/// In-process fan-out per team.
 pub mod hub;
+/// Redis sharded pub/sub between replicas.
 pub mod relay;
 
 use std::sync::Arc;
@@ -50,6 +52,7 @@ pub enum Event {
 }
 
 impl Event {
+    /// Whose change it is: only that team's subscribers hear it.
     pub fn team_id(&self) -> i64 {
         match self {
             Self::Job { team_id, .. } | Self::Resume { team_id, .. } | Self::Users { team_id } => {

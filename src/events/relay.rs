@@ -57,6 +57,8 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// Connects in the background (Redis down at start-up is not a failed
+    /// start) and hands what arrives to `hub`.
     pub fn start(config: RelayConfig, hub: Arc<Hub>) -> anyhow::Result<Self> {
         let mut redis = RedisConfig::from_url(&config.redis_url)?;
         redis.fail_fast = false;
@@ -85,6 +87,7 @@ impl Relay {
         }
     }
 
+    /// Whether the subscriber connection is up (for `/ready`).
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
     }

@@ -51,6 +51,8 @@ pub struct PersistedQueries {
 }
 
 impl PersistedQueries {
+    /// `only`: nothing but the manifest runs; documents larger than
+    /// `max_document_bytes` are never registered.
     pub fn new(
         manifest: HashMap<String, Arc<str>>,
         only: bool,

@@ -54,6 +54,13 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         "database": database,
         "cache": { "backend": cache.backend(), "state": cache_state },
         "replicas": replicas,
+        // Live events between replicas (subscriptions still get this
+        // replica's own events while Redis is away).
+        "liveEvents": match state.events().relay_state() {
+            None => "in-process",
+            Some(true) => "redis",
+            Some(false) => "redis-unavailable",
+        },
     });
     (status, Json(body)).into_response()
 }

@@ -35,8 +35,12 @@ use super::{
 };
 use crate::{error::ErrorCode, graphql::execution::Delivery};
 
+/// The one subprotocol spoken (the `graphql-ws` library's; the older
+/// subscriptions-transport-ws is not).
 pub const PROTOCOL: &str = "graphql-transport-ws";
 
+/// Close codes: the protocol's own (44xx), this service's (40xx) and the
+/// standard ones; clients switch on them, so they are fixed.
 pub mod close {
     pub const BAD_MESSAGE: u16 = 4400;
     pub const UNAUTHORIZED: u16 = 4401;

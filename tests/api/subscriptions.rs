@@ -47,6 +47,7 @@ async fn a_write_on_one_replica_reaches_a_subscriber_on_the_other_and_never_anot
         }
     }
     assert!(ready, "no event reached replica two");
+    assert_eq!(two.ready().await["liveEvents"], "redis");
     while a.recv_within(Duration::from_millis(200)).await.is_some() {}
 
     // Created, status changed, deleted — written on one, seen on two.
@@ -173,6 +174,14 @@ async fn queries_mutations_and_errors_over_websocket_follow_the_protocol() {
 async fn sse_streams_events_and_refuses_what_fails_before_running() {
     let app = TestApp::spawn().await;
     let (token, _) = app.signup("Sse", "admin@example.com").await;
+    // In process on the embedded default; through Redis on the suite's
+    // second pass (REDIS_URL).
+    let expected = if app.config.cache.redis_url.is_some() {
+        "redis"
+    } else {
+        "in-process"
+    };
+    assert_eq!(app.ready().await["liveEvents"], expected);
     let (status, mut events) = SseReader::open(&app, &token, JOB_EVENTS).await;
     assert_eq!(status, 200);
     // The stream is open (its first comment came) before any event.
