@@ -6,14 +6,7 @@
 //! subscribers directly and ignores their echo; Redis being down costs
 //! other replicas' subscribers those events, never a write.
 
-use std::{
-    collections::BTreeSet,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use fred::{
@@ -53,7 +46,8 @@ struct Envelope {
 #[derive(Clone)]
 pub struct Relay {
     outbox: mpsc::Sender<Arc<Event>>,
-    up: Arc<AtomicBool>,
+    /// The subscriber connection (its state, for `/ready`).
+    listener: SubscriberClient,
 }
 
 impl Relay {
@@ -70,14 +64,16 @@ impl Relay {
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_subscriber_client()?;
         let origin = rand::random::<u64>();
-        let up = Arc::new(AtomicBool::new(false));
         let (outbox, pending) = mpsc::channel(OUTBOX);
         let channels = Channels {
             prefix: config.key_prefix,
         };
         tokio::spawn(publish(pending, config.store, channels.clone(), origin));
-        tokio::spawn(listen(client, hub, channels, origin, Arc::clone(&up)));
-        Ok(Self { outbox, up })
+        tokio::spawn(listen(client.clone(), hub, channels, origin));
+        Ok(Self {
+            outbox,
+            listener: client,
+        })
     }
 
     /// Queues an event for the other replicas.
@@ -89,7 +85,7 @@ impl Relay {
 
     /// Whether the subscriber connection is up (for `/ready`).
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+        self.listener.is_connected()
     }
 }
 
@@ -127,20 +123,13 @@ async fn publish(
 
 /// Keeps the subscriber connection listening to the teams the hub wants
 /// (again after every reconnection) and hands what arrives to the hub.
-async fn listen(
-    client: SubscriberClient,
-    hub: Arc<Hub>,
-    channels: Channels,
-    origin: u64,
-    up: Arc<AtomicBool>,
-) {
+async fn listen(client: SubscriberClient, hub: Arc<Hub>, channels: Channels, origin: u64) {
     let (tx, mut interest) = mpsc::unbounded_channel();
     let mut wanted: BTreeSet<i64> = hub.watch_interest(tx).into_iter().collect();
     let mut messages = client.message_rx();
     let mut reconnects = client.reconnect_rx();
     let _connection = client.connect();
     if client.wait_for_connect().await.is_ok() {
-        up.store(true, Ordering::Relaxed);
         for team in &wanted {
             subscribe(&client, &channels, *team).await;
         }
@@ -165,14 +154,12 @@ async fn listen(
                 if reconnected.is_err() {
                     continue;
                 }
-                up.store(true, Ordering::Relaxed);
                 for team in &wanted {
                     subscribe(&client, &channels, *team).await;
                 }
             }
             error = errors.recv() => {
                 if let Ok((error, _)) = error {
-                    up.store(false, Ordering::Relaxed);
                     tracing::warn!(%error, "live events: Redis subscriber connection error");
                 }
             }

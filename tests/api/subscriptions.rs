@@ -181,7 +181,16 @@ async fn sse_streams_events_and_refuses_what_fails_before_running() {
     } else {
         "in-process"
     };
-    assert_eq!(app.ready().await["liveEvents"], expected);
+    // (the subscriber connection comes up a moment after start)
+    let mut seen = Value::Null;
+    for _ in 0..50 {
+        seen = app.ready().await["liveEvents"].clone();
+        if seen == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, expected);
     let (status, mut events) = SseReader::open(&app, &token, JOB_EVENTS).await;
     assert_eq!(status, 200);
     // The stream is open (its first comment came) before any event.
