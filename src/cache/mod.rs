@@ -108,13 +108,13 @@ pub struct Validator {
 
 impl Validator {
     fn of(key: &str, generations: &[u64], expires_ms: u64) -> Self {
-        let mut bytes = Vec::with_capacity(key.len() + generations.len() * 8);
-        bytes.extend_from_slice(key.as_bytes());
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(key.as_bytes());
         for generation in generations {
-            bytes.extend_from_slice(&generation.to_be_bytes());
+            hasher.update(&generation.to_be_bytes());
         }
         Self {
-            tag: xxhash_rust::xxh3::xxh3_128(&bytes),
+            tag: hasher.digest128(),
             expires_ms,
         }
     }

@@ -37,10 +37,17 @@ pub struct RelayConfig {
 }
 
 /// On the wire: the publishing replica and the event.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Envelope {
     origin: u64,
     event: Event,
+}
+
+/// [`Envelope`] as it is sent (the event borrowed, not copied).
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    origin: u64,
+    event: &'a Event,
 }
 
 #[derive(Clone)]
@@ -107,9 +114,9 @@ async fn publish(
     origin: u64,
 ) {
     while let Some(event) = pending.recv().await {
-        let envelope = Envelope {
+        let envelope = Outgoing {
             origin,
-            event: (*event).clone(),
+            event: &event,
         };
         let Ok(payload) = serde_json::to_vec(&envelope) else {
             continue;

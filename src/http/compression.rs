@@ -68,13 +68,7 @@ impl Encoding {
 pub fn negotiate(accept_encoding: &str) -> Option<Encoding> {
     let mut weights: [Option<f32>; 3] = [None; 3];
     let mut any: Option<f32> = None;
-    for item in accept_encoding.split(',') {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
+    for (coding, q) in super::weighted::items(accept_encoding) {
         if coding == "*" {
             any = Some(q);
         } else if let Some(i) = Encoding::ALL.iter().position(|e| e.token() == coding) {
@@ -183,16 +177,18 @@ pub async fn compress_response(
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let vary = match parts
+    // GraphQL answers already name Accept-Encoding (a static header);
+    // other compressible bodies (GraphiQL's) get it here.
+    let named = parts
         .headers
         .get(header::VARY)
         .and_then(|v| v.to_str().ok())
-    {
-        Some(vary) => HeaderValue::from_str(&format!("{vary}, Accept-Encoding"))
-            .unwrap_or(HeaderValue::from_static("Accept-Encoding")),
-        None => HeaderValue::from_static("Accept-Encoding"),
-    };
-    parts.headers.insert(header::VARY, vary);
+        .is_some_and(|v| v.contains("Accept-Encoding"));
+    if !named {
+        parts
+            .headers
+            .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
     let Some(encoding) = encoding else {
         return Response::from_parts(parts, body);
     };

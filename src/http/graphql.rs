@@ -50,13 +50,7 @@ pub fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
         return Some(MediaType::Json);
     }
     let mut best: Option<(f32, u8, MediaType)> = None;
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
+    for (mime, q) in super::weighted::items(accept) {
         if q <= 0.0 {
             continue;
         }
@@ -103,9 +97,10 @@ fn respond(
     headers.insert(header::CONTENT_TYPE, media.header());
     // Answers depend on the caller's token: no shared cache may keep them.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Accept-Encoding too: the compression layer may encode the body.
     headers.insert(
         header::VARY,
-        HeaderValue::from_static("Accept, Authorization"),
+        HeaderValue::from_static("Accept, Authorization, Accept-Encoding"),
     );
     if let Some(cache) = cache {
         headers.insert("x-cache", HeaderValue::from_static(cache));

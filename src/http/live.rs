@@ -35,11 +35,6 @@ impl Connections {
             user_id,
         })
     }
-
-    /// Live connections open on this replica.
-    pub fn total(&self) -> usize {
-        self.per_user.lock().map_or(0, |m| m.values().sum())
-    }
 }
 
 /// Held for as long as the connection is open.

@@ -12,6 +12,7 @@ pub mod server;
 pub mod sse;
 pub mod state;
 pub mod websocket;
+pub mod weighted;
 
 use std::{sync::Arc, time::Instant};
 

@@ -74,8 +74,8 @@ pub async fn respond(
             return response;
         }
         Some(Some(delivery)) => Some(delivery),
-        Some(None) => None,
-        None => None,
+        // Nothing yet (a subscription waiting for its first event).
+        _ => None,
     };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     // A first comment, so the client (and any proxy) sees the stream open

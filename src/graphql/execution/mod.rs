@@ -250,7 +250,7 @@ impl Executor {
             && self.cache.enabled()
             && source.is_single()
         {
-            return Box::pin(self.signed_in(&source, subject, client)).await;
+            return self.signed_in(&source, subject, client).await;
         }
         let viewer = match token {
             Some(subject) => match self.resolve(subject).await {
@@ -273,7 +273,7 @@ impl Executor {
             Err(answer) => return answer,
         };
         match batch {
-            BatchRequest::Single(request) => Box::pin(self.uncached(request, call)).await,
+            BatchRequest::Single(request) => self.uncached(request, call).await,
             BatchRequest::Batch(requests) => self.batch(requests, call).await,
         }
     }
@@ -629,7 +629,7 @@ impl Executor {
         if let Some(prepared) = prepared {
             return Ok(prepared);
         }
-        let mut request = Box::pin(self.decode(source)).await?;
+        let mut request = self.decode(source).await?;
         let analysis = self.prepare(&mut request, Caller::Authenticated)?;
         Ok((request, analysis))
     }
@@ -660,17 +660,13 @@ impl Executor {
     }
 
     async fn resolve_persisted(&self, request: &mut GqlRequest) -> Result<(), Answer> {
-        // Boxed: the store lookup inside is large and rare (a hash the plan
-        // memo does not know), and every request path awaits this.
-        Box::pin(self.persisted.resolve(request))
-            .await
-            .map_err(|refusal| {
-                let outcome = match refusal.code {
-                    ErrorCode::BadRequest => Outcome::BadRequest,
-                    _ => Outcome::Invalid,
-                };
-                Answer::error(outcome, refusal.code, &refusal.message)
-            })
+        self.persisted.resolve(request).await.map_err(|refusal| {
+            let outcome = match refusal.code {
+                ErrorCode::BadRequest => Outcome::BadRequest,
+                _ => Outcome::Invalid,
+            };
+            Answer::error(outcome, refusal.code, &refusal.message)
+        })
     }
 
     /// Replays a team's recent team-wide reads (`jobStats`, lists, the log)
@@ -718,11 +714,10 @@ impl Executor {
     /// Executes an analysed request with a fresh session (viewer, loaders),
     /// in a span of its own (the GraphQL operation, for traces).
     ///
-    /// Boxed, like the schema's own execution below: a request's future
-    /// passes through several layers (cache, replica routing), and in a
-    /// debug build every layer's frame holds its callee's future; boxing
-    /// here keeps the stack of a deep request (a mutation signing in through
-    /// Redis) far from a thread's 2 MiB.
+    /// Boxed once here, where every path (HTTP, cache fill, refresh, live
+    /// connections) meets: the callers' futures then hold a pointer instead
+    /// of async-graphql's execution. Stack depth itself is the threads'
+    /// business (8 MiB: `cli.rs`, and `.cargo/config.toml` for tests).
     fn execute<'a>(
         &'a self,
         request: GqlRequest,
@@ -819,7 +814,7 @@ impl Executor {
             }
             None => &self.schemas.lean,
         };
-        let mut response = Box::pin(schema.execute(request)).await;
+        let mut response = schema.execute(request).await;
         if let Some(budget) = budget
             && budget.exceeded()
         {
