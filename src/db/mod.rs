@@ -79,6 +79,10 @@ pub async fn connect_replica(
     open_pool(settings, settings.max_connections, metrics, pool, true).await
 }
 
+/// How long a pooled PostgreSQL connection may sit idle before its next
+/// checkout pings it first.
+const CHECKOUT_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 async fn open_pool(
     settings: &DatabaseSettings,
     max_connections: Option<u32>,
@@ -100,6 +104,18 @@ async fn open_pool(
         .connect_timeout(settings.acquire_timeout.max(Duration::from_secs(1)))
         .acquire_timeout(settings.acquire_timeout)
         .sqlx_logging(false);
+    // sqlx pings a connection on every checkout by default: a round trip to
+    // the database before each statement (PostgreSQL then answers three
+    // messages per read instead of two, counting the ping sqlx sends when
+    // the connection comes back). A connection used within the last second
+    // is alive as far as a ping can tell; one idle longer (the server, a
+    // proxy or a restart may have dropped it) is still pinged. SQLite's
+    // connections live in this process and cannot be dropped under it.
+    if sqlite {
+        opts.test_before_acquire(false);
+    } else {
+        opts.test_before_acquire_if_idle_for(CHECKOUT_PING_AFTER_IDLE);
+    }
     if let Some(schema) = &settings.schema {
         opts.set_schema_search_path(schema.to_owned());
     }
