@@ -560,9 +560,15 @@ impl ResponseCache {
         if missing.is_empty() {
             return Some(found.into_iter().map(|g| g.unwrap_or(0)).collect());
         }
-        self.timed("SET", self.store.set_many(missing, GENERATION_TTL, true))
-            .await
-            .ok()?;
+        // Boxed: fred's pipelined SET is a future of kilobytes, and this
+        // branch is rare (a team's first read after a flush); every lookup
+        // would otherwise carry it.
+        self.timed(
+            "SET",
+            Box::pin(self.store.set_many(missing, GENERATION_TTL, true)),
+        )
+        .await
+        .ok()?;
         let keys = deps.iter().map(|d| self.gen_key(team_id, *d)).collect();
         let values = self.timed("MGET", self.store.mget(keys)).await.ok()?;
         Some(

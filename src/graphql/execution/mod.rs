@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     auth::{AuthResolveError, Authenticator, TokenSubject, Viewer},
-    cache::{Computed, Lookup, Plan, Purpose, ResponseCache, Scope, Validator, WarmSpec},
+    cache::{Computed, Lookup, Plan, Purpose, ResponseCache, Scope, Ticket, Validator, WarmSpec},
     config::Limits,
     db::{self, replicas::ReadReplicas},
     error::ErrorCode,
@@ -252,6 +252,19 @@ impl Executor {
         {
             return self.signed_in(&source, subject, client).await;
         }
+        // Boxed: the hit path above stays a small future (axum moves the
+        // whole handler future into its box on every request).
+        Box::pin(self.direct(source, token, client)).await
+    }
+
+    /// A request that does not go through the cache: anonymous, a batch,
+    /// or the cache is off.
+    async fn direct(
+        &self,
+        source: Source,
+        token: Option<TokenSubject>,
+        client: Option<IpAddr>,
+    ) -> Answer {
         let viewer = match token {
             Some(subject) => match self.resolve(subject).await {
                 Ok(viewer) => Some(viewer),
@@ -427,7 +440,7 @@ impl Executor {
                     }),
                 )
             }
-            None => match self.resolve(subject).await {
+            None => match Box::pin(self.resolve(subject)).await {
                 Ok(viewer) => (viewer, None),
                 Err(answer) => return answer,
             },
@@ -468,7 +481,7 @@ impl Executor {
                 if let Err(answer) = self.check_body(source) {
                     return answer;
                 }
-                let mut request = match self.decode(source).await {
+                let mut request = match Box::pin(self.decode(source)).await {
                     Ok(request) => request,
                     Err(answer) => return answer,
                 };
@@ -487,13 +500,13 @@ impl Executor {
         };
         let Plan::Cache(plan) = &planned.plan else {
             if let Some(pending) = unconfirmed {
-                match self.resolve(pending.subject).await {
+                match Box::pin(self.resolve(pending.subject)).await {
                     Ok(current) if current == viewer => {}
                     Ok(current) => return self.as_now(source, current, call).await,
                     Err(answer) => return answer,
                 }
             }
-            return match self.prepared(source, prepared).await {
+            return match Box::pin(self.prepared(source, prepared)).await {
                 Ok((request, analysis)) => self.execute(request, &analysis, call).await,
                 Err(answer) => answer,
             };
@@ -528,7 +541,7 @@ impl Executor {
         if let Some(pending) = unconfirmed
             && users != Some(pending.generation)
         {
-            match self.resolve(pending.subject).await {
+            match Box::pin(self.resolve(pending.subject)).await {
                 Ok(current) if current == viewer => {}
                 Ok(current) => return self.as_now(source, current, call).await,
                 Err(answer) => return answer,
@@ -542,7 +555,7 @@ impl Executor {
                 answer.validator = Some(hit.validator);
                 answer
             }
-            Lookup::Bypass => match self.prepared(source, prepared).await {
+            Lookup::Bypass => match Box::pin(self.prepared(source, prepared)).await {
                 Ok((request, analysis)) => {
                     tracing::Span::current().record("cache", CacheState::Bypass.label());
                     self.execute(request, &analysis, call)
@@ -551,58 +564,72 @@ impl Executor {
                 }
                 Err(answer) => answer,
             },
-            Lookup::Miss(mut ticket) => {
-                if !ticket.unverified_jobs().is_empty() {
-                    let existing =
-                        db::jobs::existing_ids(call.db, viewer.team_id, ticket.unverified_jobs())
-                            .await
-                            .unwrap_or_default();
-                    self.cache
-                        .verify(&mut ticket, viewer.team_id, &existing)
-                        .await;
-                }
-                // Recent reads are recomputed after the team's writes; the
-                // replay looks each one up first, so only the answers a
-                // write made stale (the lists, or the changed job's detail)
-                // run again.
-                if purpose == Purpose::Client {
-                    self.cache.note_warmable(WarmSpec {
-                        raw: Bytes::copy_from_slice(source.raw()),
-                        over_get: call.over_get,
-                        scope,
-                    });
-                }
-                let (request, analysis) = match self.prepared(source, prepared).await {
-                    Ok(prepared) => prepared,
-                    Err(answer) => return answer,
-                };
-                tracing::Span::current().record("cache", CacheState::Miss.label());
-                // What the leader saw (a follower shares a stored answer,
-                // which has no errors).
-                let errors = std::sync::Mutex::new((0, None));
-                let computed = self
-                    .cache
-                    .fill(ticket, || async {
-                        let answer = self.execute(request, &analysis, call).await;
-                        if let Ok(mut seen) = errors.lock() {
-                            *seen = (answer.errors, answer.first_error);
-                        }
-                        Computed {
-                            cacheable: answer.storable,
-                            status: outcome_code(answer.outcome),
-                            body: answer.body,
-                            validator: None,
-                        }
-                    })
-                    .await;
-                let (count, first) = errors.into_inner().unwrap_or_default();
-                let mut answer = Answer::new(code_outcome(computed.status), computed.body.clone())
-                    .with_errors(count, first)
-                    .with_cache(CacheState::Miss);
-                answer.validator = computed.validator;
-                answer
+            Lookup::Miss(ticket) => {
+                Box::pin(self.miss(source, scope, purpose, call, ticket, prepared)).await
             }
         }
+    }
+
+    /// A miss: confirm the jobs the key names still exist, then execute
+    /// once for every concurrent identical request and store the answer.
+    /// Boxed by its caller, so a hit does not carry this future's size.
+    async fn miss(
+        &self,
+        source: &Source,
+        scope: Scope,
+        purpose: Purpose,
+        call: Call<'_>,
+        mut ticket: Ticket,
+        prepared: Option<(GqlRequest, Analysis)>,
+    ) -> Answer {
+        if !ticket.unverified_jobs().is_empty() {
+            let existing = db::jobs::existing_ids(call.db, scope.team_id, ticket.unverified_jobs())
+                .await
+                .unwrap_or_default();
+            self.cache
+                .verify(&mut ticket, scope.team_id, &existing)
+                .await;
+        }
+        // Recent reads are recomputed after the team's writes; the
+        // replay looks each one up first, so only the answers a
+        // write made stale (the lists, or the changed job's detail)
+        // run again.
+        if purpose == Purpose::Client {
+            self.cache.note_warmable(WarmSpec {
+                raw: Bytes::copy_from_slice(source.raw()),
+                over_get: call.over_get,
+                scope,
+            });
+        }
+        let (request, analysis) = match self.prepared(source, prepared).await {
+            Ok(prepared) => prepared,
+            Err(answer) => return answer,
+        };
+        tracing::Span::current().record("cache", CacheState::Miss.label());
+        // What the leader saw (a follower shares a stored answer,
+        // which has no errors).
+        let errors = std::sync::Mutex::new((0, None));
+        let computed = self
+            .cache
+            .fill(ticket, || async {
+                let answer = self.execute(request, &analysis, call).await;
+                if let Ok(mut seen) = errors.lock() {
+                    *seen = (answer.errors, answer.first_error);
+                }
+                Computed {
+                    cacheable: answer.storable,
+                    status: outcome_code(answer.outcome),
+                    body: answer.body,
+                    validator: None,
+                }
+            })
+            .await;
+        let (count, first) = errors.into_inner().unwrap_or_default();
+        let mut answer = Answer::new(code_outcome(computed.status), computed.body.clone())
+            .with_errors(count, first)
+            .with_cache(CacheState::Miss);
+        answer.validator = computed.validator;
+        answer
     }
 
     /// Starts over as the viewer is now (the remembered one was outdated:
@@ -660,13 +687,17 @@ impl Executor {
     }
 
     async fn resolve_persisted(&self, request: &mut GqlRequest) -> Result<(), Answer> {
-        self.persisted.resolve(request).await.map_err(|refusal| {
-            let outcome = match refusal.code {
-                ErrorCode::BadRequest => Outcome::BadRequest,
-                _ => Outcome::Invalid,
-            };
-            Answer::error(outcome, refusal.code, &refusal.message)
-        })
+        // Boxed: resolving a persisted document may go to Redis (a large
+        // future), and most requests carry their text.
+        Box::pin(self.persisted.resolve(request))
+            .await
+            .map_err(|refusal| {
+                let outcome = match refusal.code {
+                    ErrorCode::BadRequest => Outcome::BadRequest,
+                    _ => Outcome::Invalid,
+                };
+                Answer::error(outcome, refusal.code, &refusal.message)
+            })
     }
 
     /// Replays a team's recent team-wide reads (`jobStats`, lists, the log)
