@@ -40,7 +40,24 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    /// Tokens whose signature already checked out, with their expiry. A
+    /// signed-in client sends the same token with every request, and
+    /// checking it (base64, HMAC-SHA256, JSON) was 7 % of the cache-hit
+    /// path. Keyed by the whole token, compared exactly (never by a hash of
+    /// it); only tokens that verified get in, so forged ones fill nothing.
+    verified: moka::sync::Cache<Box<str>, Verified>,
 }
+
+/// A token that verified, and until when it stays valid.
+#[derive(Debug, Clone, Copy)]
+struct Verified {
+    subject: TokenSubject,
+    /// `exp` plus the validation's leeway, in Unix seconds.
+    valid_until: i64,
+}
+
+/// How many verified tokens are remembered (about 200 bytes each).
+const VERIFIED_TOKENS: u64 = 20_000;
 
 impl JwtKeys {
     pub fn new(secret: &Secret, ttl: Duration) -> Self {
@@ -52,6 +69,10 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
             ttl,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_TOKENS)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
         }
     }
 
@@ -71,12 +92,28 @@ impl JwtKeys {
 
     /// The subject of a valid, unexpired token; `None` for anything else.
     pub fn verify(&self, token: &str) -> Option<TokenSubject> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(known) = self.verified.get(token) {
+            if now <= known.valid_until {
+                return Some(known.subject);
+            }
+            self.verified.invalidate(token);
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
-        Some(TokenSubject {
+        let subject = TokenSubject {
             user_id: data.claims.sub.parse().ok()?,
             team_id: data.claims.team,
             version: data.claims.ver,
-        })
+        };
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+        self.verified.insert(
+            token.into(),
+            Verified {
+                subject,
+                valid_until: data.claims.exp.saturating_add(leeway),
+            },
+        );
+        Some(subject)
     }
 }
 
@@ -115,6 +152,66 @@ mod tests {
 
     fn keys(secret: &str) -> JwtKeys {
         JwtKeys::new(&Secret::new(secret), Duration::from_secs(60))
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_it_expires() {
+        let keys = keys("k1-0123456789abcdef0123456789abcdef");
+        let subject = TokenSubject {
+            user_id: 7,
+            team_id: 3,
+            version: 2,
+        };
+        let token = keys.issue(subject).unwrap();
+        assert_eq!(keys.verify(&token), Some(subject));
+        assert!(keys.verified.contains_key(token.as_str()));
+        assert_eq!(keys.verify(&token), Some(subject), "from the memo");
+        // The memo says it ran out: refused, and forgotten.
+        keys.verified.insert(
+            token.as_str().into(),
+            Verified {
+                subject,
+                valid_until: chrono::Utc::now().timestamp() - 1,
+            },
+        );
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: "7".into(),
+                team: 3,
+                ver: 2,
+                iat: 0,
+                exp: chrono::Utc::now().timestamp() - 3_600,
+            },
+            &keys.encoding,
+        )
+        .unwrap();
+        keys.verified.insert(
+            expired.as_str().into(),
+            Verified {
+                subject,
+                valid_until: chrono::Utc::now().timestamp() - 1,
+            },
+        );
+        assert_eq!(keys.verify(&expired), None);
+        assert!(!keys.verified.contains_key(expired.as_str()));
+        // A token still within its lifetime verifies again from scratch.
+        assert_eq!(keys.verify(&token), Some(subject));
+    }
+
+    #[test]
+    fn a_forged_token_is_never_remembered() {
+        let keys = keys("k1-0123456789abcdef0123456789abcdef");
+        let other = self::keys("k2-0123456789abcdef0123456789abcdef");
+        let forged = other
+            .issue(TokenSubject {
+                user_id: 1,
+                team_id: 1,
+                version: 0,
+            })
+            .unwrap();
+        assert_eq!(keys.verify(&forged), None);
+        assert!(!keys.verified.contains_key(forged.as_str()));
     }
 
     #[test]
