@@ -185,9 +185,14 @@ impl UnitOfWork {
 
     /// Writes the entries and tasks, commits, and returns what must follow.
     async fn write_and_commit(mut self) -> Result<(Committed, FollowUp), DbErr> {
+        // A refresh replays reads through the response cache: with the
+        // cache switched off there is nothing to refresh, and its task
+        // would cost a write, a claim and a finish per change.
+        let refresh = self.writer.cache.enabled();
         let refreshes: Vec<NewTask> = self
             .touched
             .iter()
+            .filter(|_| refresh)
             .filter(|(_, deps)| deps.iter().any(|d| !matches!(d, Dep::Job(_))))
             .map(|(team, _)| NewTask {
                 trace_context: crate::telemetry::traceparent(),
