@@ -175,6 +175,9 @@ pub struct Executor {
     documents: moka::sync::Cache<u128, Arc<Parsed>>,
     /// Documents named by hash (APQ, trusted documents).
     persisted: PersistedQueries,
+    /// Requests (document, variables, operation name, by hash) that passed
+    /// async-graphql's validation rules: the same request again skips them.
+    validated: moka::sync::Cache<u128, ()>,
     /// Read replicas, when configured: queries run there when they can.
     replicas: Option<Arc<ReadReplicas>>,
 }
@@ -207,6 +210,7 @@ impl Executor {
             db,
             limits,
             plans: moka::sync::Cache::builder().max_capacity(50_000).build(),
+            validated: moka::sync::Cache::builder().max_capacity(50_000).build(),
             // Weighed by text: 4 MiB of distinct document text (trees a few
             // times that), far beyond any frontend's set of queries.
             documents: moka::sync::Cache::builder()
@@ -833,6 +837,7 @@ impl Executor {
     }
 
     async fn execute_on(&self, request: GqlRequest, analysis: &Analysis, call: Call<'_>) -> Answer {
+        let validation_key = validation_key(&request);
         let mut request = request.data(Session::new(call.db.clone(), call.viewer, call.client));
         // Only a query whose answer could pass the limit is measured while
         // it is built (the measuring runs around every field).
@@ -843,6 +848,7 @@ impl Executor {
                 request = request.data(Arc::clone(budget));
                 &self.schemas.measured
             }
+            None if self.validated.contains_key(&validation_key) => &self.schemas.lean_validated,
             None => &self.schemas.lean,
         };
         let mut response = schema.execute(request).await;
@@ -858,7 +864,9 @@ impl Executor {
                 ),
             );
         }
-        if failed_as_a_whole(&mut response) {
+        if !failed_as_a_whole(&mut response) {
+            self.validated.insert(validation_key, ());
+        } else {
             // Request errors carry no `data` at all, per the spec.
             return Answer::new(Outcome::Invalid, errors_body(&response.errors))
                 .with_errors(response.errors.len(), first_code(&response.errors));
@@ -989,6 +997,23 @@ fn copy_request(request: &mut GqlRequest) -> GqlRequest {
 /// Whether the response failed as a whole (validation, variable
 /// coercion: errors with no path and no data); its errors are then tagged
 /// `GRAPHQL_VALIDATION_FAILED`.
+/// What async-graphql's validation depends on, besides the schema: the
+/// document, the operation's name and the variables (argument values are
+/// checked with them substituted).
+fn validation_key(request: &GqlRequest) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(request.query.as_bytes());
+    hasher.update(&[0]);
+    if let Some(name) = &request.operation_name {
+        hasher.update(name.as_bytes());
+    }
+    hasher.update(&[0]);
+    if let Ok(variables) = serde_json::to_vec(&request.variables) {
+        hasher.update(&variables);
+    }
+    hasher.digest128()
+}
+
 fn failed_as_a_whole(response: &mut GqlResponse) -> bool {
     let failed = !response.errors.is_empty()
         && response.data == async_graphql::Value::Null
