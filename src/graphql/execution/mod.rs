@@ -837,19 +837,28 @@ impl Executor {
     }
 
     async fn execute_on(&self, request: GqlRequest, analysis: &Analysis, call: Call<'_>) -> Answer {
-        let validation_key = validation_key(&request);
         let mut request = request.data(Session::new(call.db.clone(), call.viewer, call.client));
         // Only a query whose answer could pass the limit is measured while
         // it is built (the measuring runs around every field).
         let budget = (analysis.operation == Some(OperationType::Query) && analysis.needs_measure)
             .then(|| Arc::new(ResponseBudget::new(self.limits.max_response_bytes)));
+        // Set when this run validates a request not validated before (only
+        // the lean schema has a copy that skips validation).
+        let mut newly_validated = None;
         let schema = match &budget {
             Some(budget) => {
                 request = request.data(Arc::clone(budget));
                 &self.schemas.measured
             }
-            None if self.validated.contains_key(&validation_key) => &self.schemas.lean_validated,
-            None => &self.schemas.lean,
+            None => {
+                let key = validation_key(&request);
+                if self.validated.contains_key(&key) {
+                    &self.schemas.lean_validated
+                } else {
+                    newly_validated = Some(key);
+                    &self.schemas.lean
+                }
+            }
         };
         let mut response = schema.execute(request).await;
         if let Some(budget) = budget
@@ -864,12 +873,13 @@ impl Executor {
                 ),
             );
         }
-        if !failed_as_a_whole(&mut response) {
-            self.validated.insert(validation_key, ());
-        } else {
+        if failed_as_a_whole(&mut response) {
             // Request errors carry no `data` at all, per the spec.
             return Answer::new(Outcome::Invalid, errors_body(&response.errors))
                 .with_errors(response.errors.len(), first_code(&response.errors));
+        }
+        if let Some(key) = newly_validated {
+            self.validated.insert(key, ());
         }
         // Resolver errors always carry a code; the only ones without are
         // async-graphql's own argument coercion failures found while
