@@ -41,7 +41,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
     },
     time::Duration,
 };
@@ -175,6 +175,20 @@ pub struct WarmSpec {
     pub scope: Scope,
 }
 
+/// A remembered read, and how many refreshes replayed it since a client
+/// last read it: a read nobody asks for again is not worth recomputing
+/// after every write.
+struct Warm {
+    spec: WarmSpec,
+    hash: u128,
+    unread_replays: AtomicU8,
+}
+
+/// Refreshes that may replay a read no client has asked for since: two, so
+/// a burst of writes (one refresh running, the next queued behind it) still
+/// leaves the answer fresh for the next read.
+const WARM_UNREAD_REPLAYS: u8 = 2;
+
 /// Requests kept per team for warming, their bytes per team, the largest
 /// one kept, and the bytes kept for all teams together.
 const WARM_PER_TEAM: usize = 32;
@@ -197,7 +211,7 @@ pub struct ResponseCache {
     metrics: Arc<CacheMetrics>,
     sweeper: mpsc::Sender<(i64, Class)>,
     pending: Pending,
-    warmable: moka::sync::Cache<i64, Arc<Vec<WarmSpec>>>,
+    warmable: moka::sync::Cache<i64, Arc<Vec<Arc<Warm>>>>,
     /// Near copies of Redis entries (see [`near`]); `None` without Redis.
     near: Option<near::Near>,
 }
@@ -237,8 +251,8 @@ impl ResponseCache {
             pending: Pending::default(),
             warmable: moka::sync::Cache::builder()
                 .max_capacity(WARM_BYTES_TOTAL)
-                .weigher(|_, specs: &Arc<Vec<WarmSpec>>| {
-                    u32::try_from(specs.iter().map(|s| s.raw.len() + 64).sum::<usize>())
+                .weigher(|_, specs: &Arc<Vec<Arc<Warm>>>| {
+                    u32::try_from(specs.iter().map(|w| w.spec.raw.len() + 96).sum::<usize>())
                         .unwrap_or(u32::MAX)
                 })
                 .build(),
@@ -664,10 +678,10 @@ impl ResponseCache {
         computed
     }
 
-    /// Remembers a team-wide read that missed (and so passed every limit),
-    /// so the background refresh after the team's next write can recompute
-    /// it: newest first, a few per team, within a byte budget per team and
-    /// for all teams.
+    /// Remembers a read that missed (and so passed every limit), so the
+    /// background refresh after the team's next writes can recompute it:
+    /// newest first, a few per team, within a byte budget per team and for
+    /// all teams.
     pub fn note_warmable(&self, spec: WarmSpec) {
         if spec.raw.len() > WARM_MAX_REQUEST_BYTES {
             return;
@@ -676,29 +690,70 @@ impl ResponseCache {
         let current = self.warmable.get(&team_id).unwrap_or_default();
         let mut specs = Vec::with_capacity(WARM_PER_TEAM);
         let mut bytes = spec.raw.len();
-        specs.push(spec);
+        specs.push(Arc::new(Warm {
+            hash: request_hash(&spec.raw),
+            spec,
+            unread_replays: AtomicU8::new(0),
+        }));
         for old in current.iter() {
-            if old.raw == specs[0].raw {
+            if old.spec.raw == specs[0].spec.raw {
                 continue;
             }
-            if specs.len() == WARM_PER_TEAM || bytes + old.raw.len() > WARM_BYTES_PER_TEAM {
+            if specs.len() == WARM_PER_TEAM || bytes + old.spec.raw.len() > WARM_BYTES_PER_TEAM {
                 break;
             }
-            bytes += old.raw.len();
-            specs.push(old.clone());
+            bytes += old.spec.raw.len();
+            specs.push(Arc::clone(old));
         }
         self.warmable.insert(team_id, Arc::new(specs));
     }
 
-    /// The reads to replay for a team.
-    pub fn warmable(&self, team_id: i64) -> Arc<Vec<WarmSpec>> {
-        self.warmable.get(&team_id).unwrap_or_default()
+    /// A client read a cached answer: if it is one the refresh replays,
+    /// it is still wanted. (On the hit path: one map read and a scan of at
+    /// most [`WARM_PER_TEAM`] hashes.)
+    pub fn note_read(&self, team_id: i64, request_hash: u128) {
+        if let Some(current) = self.warmable.get(&team_id)
+            && let Some(warm) = current.iter().find(|w| w.hash == request_hash)
+        {
+            warm.unread_replays.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The reads to replay for a team now: those a client read since one of
+    /// the last [`WARM_UNREAD_REPLAYS`] replays. The others are forgotten
+    /// (a client who reads one again misses once and it is noted anew).
+    pub fn take_replays(&self, team_id: i64) -> Vec<WarmSpec> {
+        let Some(current) = self.warmable.get(&team_id) else {
+            return Vec::new();
+        };
+        let (wanted, unread): (Vec<&Arc<Warm>>, Vec<&Arc<Warm>>) = current
+            .iter()
+            .partition(|w| w.unread_replays.fetch_add(1, Ordering::Relaxed) < WARM_UNREAD_REPLAYS);
+        if !unread.is_empty() {
+            self.warmable.insert(
+                team_id,
+                Arc::new(wanted.iter().map(|w| Arc::clone(w)).collect()),
+            );
+        }
+        wanted.into_iter().map(|w| w.spec.clone()).collect()
+    }
+
+    /// The reads remembered for a team (operators and tests).
+    pub fn warmable(&self, team_id: i64) -> Vec<WarmSpec> {
+        self.warmable
+            .get(&team_id)
+            .map(|current| current.iter().map(|w| w.spec.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Stops replaying a read (its caller is gone or changed role).
     pub fn forget_warmable(&self, team_id: i64, raw: &[u8]) {
         if let Some(current) = self.warmable.get(&team_id) {
-            let kept: Vec<WarmSpec> = current.iter().filter(|s| s.raw != raw).cloned().collect();
+            let kept: Vec<Arc<Warm>> = current
+                .iter()
+                .filter(|w| w.spec.raw != raw)
+                .cloned()
+                .collect();
             self.warmable.insert(team_id, Arc::new(kept));
         }
     }
@@ -902,6 +957,34 @@ mod tests {
             "{} bytes kept",
             cache.warmable.weighted_size()
         );
+    }
+
+    #[tokio::test]
+    async fn the_refresh_replays_a_read_only_while_clients_still_read_it() {
+        let cache = ResponseCache::start(CacheSettings::default(), Arc::default())
+            .await
+            .unwrap();
+        let (read, unread) = (warm(1, 1, 64), warm(1, 2, 64));
+        cache.note_warmable(unread.clone());
+        cache.note_warmable(read.clone());
+        let users =
+            |specs: Vec<WarmSpec>| -> Vec<i64> { specs.iter().map(|s| s.scope.user_id).collect() };
+        for _ in 0..WARM_UNREAD_REPLAYS {
+            assert_eq!(users(cache.take_replays(1)), [1, 2]);
+            cache.note_read(1, request_hash(&read.raw));
+        }
+        // Unread since the last replays: forgotten; the read one stays.
+        assert_eq!(users(cache.take_replays(1)), [1]);
+        assert_eq!(users(cache.warmable(1)), [1]);
+        // A read of another team's request changes nothing here.
+        cache.note_read(2, request_hash(&read.raw));
+        for _ in 0..WARM_UNREAD_REPLAYS - 1 {
+            assert_eq!(users(cache.take_replays(1)), [1]);
+        }
+        assert!(cache.take_replays(1).is_empty());
+        // Missed again later: noted anew.
+        cache.note_warmable(unread);
+        assert_eq!(users(cache.take_replays(1)), [2]);
     }
 
     #[test]

@@ -553,6 +553,9 @@ impl Executor {
         }
         match lookup {
             Lookup::Hit(hit) => {
+                if purpose == Purpose::Client {
+                    self.cache.note_read(scope.team_id, hash);
+                }
                 name_operation(planned.operation.as_deref());
                 let mut answer =
                     Answer::new(Outcome::Executed, hit.body).with_cache(CacheState::Hit);
@@ -704,20 +707,32 @@ impl Executor {
             })
     }
 
-    /// Replays a team's recent team-wide reads (`jobStats`, lists, the log)
-    /// through the cache on `db` so the next read after a write is a hit;
-    /// returns how many were recomputed.
+    /// Replays the team's reads that clients still ask for (lists,
+    /// `jobStats`, the log, details) through the cache on `db`, so the next
+    /// read after a write is a hit; returns how many were recomputed.
     pub async fn refresh_team(&self, team_id: i64, db: &DatabaseConnection) -> usize {
         let mut refreshed = 0;
-        for spec in self.cache.warmable(team_id).iter() {
+        // Whether each caller may still read, asked once per refresh.
+        let mut callers: Vec<(Scope, bool)> = Vec::new();
+        for spec in self.cache.take_replays(team_id) {
             // Replay only as the caller is now: active, same team, same role.
-            let current = db::users::find_any(db, spec.scope.user_id).await;
-            let still = matches!(&current, Ok(Some(u))
-                if u.is_active && u.team_id == spec.scope.team_id && u.role == spec.scope.role);
+            let still = match callers.iter().find(|(seen, _)| {
+                seen.user_id == spec.scope.user_id && seen.role == spec.scope.role
+            }) {
+                Some((_, still)) => *still,
+                None => match db::users::find_any(db, spec.scope.user_id).await {
+                    Ok(current) => {
+                        let still = matches!(&current, Some(u)
+                            if u.is_active && u.team_id == team_id && u.role == spec.scope.role);
+                        callers.push((spec.scope, still));
+                        still
+                    }
+                    // Not known now: skip it this time, keep it.
+                    Err(_) => continue,
+                },
+            };
             if !still {
-                if current.is_ok() {
-                    self.cache.forget_warmable(team_id, &spec.raw);
-                }
+                self.cache.forget_warmable(team_id, &spec.raw);
                 continue;
             }
             let viewer = Viewer {
