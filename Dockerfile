@@ -3,6 +3,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY migration ./migration
+COPY vendor ./vendor
 COPY src ./src
 COPY assets ./assets
 COPY benches ./benches

@@ -31,6 +31,7 @@ mod logging;
 mod observability;
 mod pagination;
 mod persisted_queries;
+mod pool;
 mod read_replicas;
 mod roles;
 mod schema;
