@@ -13,6 +13,7 @@ mod m20261126_000004_logs_by_member;
 mod m20261203_000005_token_version;
 mod m20261207_000006_task_trace_context;
 pub mod m20261207_000007_counters;
+mod m20261207_000008_counts_at_commit;
 
 /// Applies jobgraph's migrations in order.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_token_version::Migration),
             Box::new(m20261207_000006_task_trace_context::Migration),
             Box::new(m20261207_000007_counters::Migration),
+            Box::new(m20261207_000008_counts_at_commit::Migration),
         ]
     }
 }

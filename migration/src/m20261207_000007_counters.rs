@@ -123,7 +123,7 @@ pub const BACKFILL: [&str; 3] = [
 /// +1, grouped by key and applied in key order. Each function keeps the
 /// schema path it was created under, so a session with another one (as
 /// `pg_dump` output sets) still finds the counters.
-const POSTGRES_TRIGGERS: &str = r#"
+pub(crate) const POSTGRES_TRIGGERS: &str = r#"
 CREATE FUNCTION jg_jobs_counts() RETURNS trigger LANGUAGE plpgsql
   SET search_path FROM CURRENT AS $$
 BEGIN

@@ -2,11 +2,14 @@
 //! rows after any mix of writes — concurrent ones included — and after
 //! writes made around the service; `repair` recomputes them.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use crate::common::TestApp;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 
 const STATUSES: [&str; 6] = [
@@ -169,4 +172,59 @@ async fn writes_around_the_service_are_counted_and_repair_recomputes() {
     assert!(!jobgraph::db::counters::drift(db).await.unwrap().is_empty());
     jobgraph::db::counters::repair(db).await.unwrap();
     assert!(jobgraph::db::counters::drift(db).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_writer_with_an_open_transaction_does_not_hold_up_its_teams_other_writers() {
+    let app = TestApp::spawn().await;
+    if crate::common::postgres_url().is_none() {
+        // SQLite has one writer at a time by design (BEGIN IMMEDIATE).
+        return;
+    }
+    let (token, _) = app.signup("Busy", "busy@example.com").await;
+    app.create_jobs(&token, "Job", 1).await;
+    let db = app.state.db();
+    let team: i64 = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT team_id FROM jobs LIMIT 1",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    // A transaction that inserted a job (and a log entry) of the team and
+    // has not committed yet: it changes the same counters as the writes below.
+    let open = db.begin().await.unwrap();
+    open.execute_unprepared(&format!(
+        "INSERT INTO jobs (team_id, title, company, status, created_at, updated_at) \
+         VALUES ({team}, 'Open', 'Acme', 'saved', now(), now())"
+    ))
+    .await
+    .unwrap();
+    open.execute_unprepared(&format!(
+        "INSERT INTO logs (team_id, action, level, message, created_at) \
+         VALUES ({team}, 'job.created', 'info', 'open', now())"
+    ))
+    .await
+    .unwrap();
+    // The service's writes of the same team, status, company and log level
+    // commit meanwhile: the counters are locked only while a transaction
+    // commits, not from its first write to its COMMIT.
+    let mutation = "mutation { createJob(input: { title: \"Next\", company: \"Acme\" }) { id } }";
+    for _ in 0..3 {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(3),
+            app.post(Some(&token), mutation, json!({})),
+        )
+        .await
+        .expect("a write waited for another transaction's COMMIT");
+        assert_eq!(answer.0, 200, "{}", answer.1);
+    }
+    open.commit().await.unwrap();
+    let drift = jobgraph::db::counters::drift(db).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+    let data = app.ok(&token, "{ jobStats { total } }", json!({})).await;
+    assert_eq!(data["jobStats"]["total"], 5);
 }
