@@ -201,7 +201,11 @@ impl UnitOfWork {
             .collect();
         self.tasks.extend(refreshes);
         db::activity::record_all(&self.txn, std::mem::take(&mut self.entries)).await?;
-        db::queue::enqueue(&self.txn, &self.tasks).await?;
+        // Tasks already queued under the same dedup key (the coalesced
+        // refresh, mostly) are not added and wake nobody: the queued one has
+        // its wake-ups. Under a stream of writes that saves two claim
+        // queries per write.
+        let added = db::queue::enqueue(&self.txn, &self.tasks).await?;
         self.txn.commit().await?;
         let committed = Committed {
             touched: self.touched,
@@ -212,14 +216,14 @@ impl UnitOfWork {
             db: self.db,
             writer: self.writer,
             touched: committed.touched.clone(),
-            wake: committed.tasks > 0,
+            wake: added > 0,
             // A delayed task (the coalesced refresh) is due later: wake the
             // workers then too, rather than at their next poll.
             wake_later: self
                 .tasks
                 .iter()
                 .map(|t| t.delay)
-                .filter(|d| !d.is_zero())
+                .filter(|d| !d.is_zero() && added > 0)
                 .min(),
             events: self.events,
         };

@@ -106,10 +106,12 @@ impl NewTask {
     }
 }
 
-/// Adds tasks; pass the mutation's transaction.
-pub async fn enqueue(db: &impl ConnectionTrait, tasks: &[NewTask]) -> Result<(), DbErr> {
+/// Adds tasks; pass the mutation's transaction. Returns how many were
+/// added: a task whose dedup key is already queued is not, and needs no
+/// wake-up (the one queued has its own).
+pub async fn enqueue(db: &impl ConnectionTrait, tasks: &[NewTask]) -> Result<u64, DbErr> {
     if tasks.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let now = db::now();
     let mut stmt = Query::insert();
@@ -142,8 +144,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, tasks: &[NewTask]) -> Result<(),
         .map_err(|e| DbErr::Custom(e.to_string()))?;
     }
     stmt.on_conflict(OnConflict::new().do_nothing().to_owned());
-    db.execute(&stmt).await?;
-    Ok(())
+    Ok(db.execute(&stmt).await?.rows_affected())
 }
 
 /// Claims up to `limit` runnable tasks for `worker` for `lease`.

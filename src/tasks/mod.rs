@@ -549,7 +549,8 @@ async fn scheduler(system: Arc<TaskSystem>) {
             _ = retention.tick() => {
                 let task = NewTask::new(RETENTION, serde_json::json!({})).dedup(RETENTION);
                 match queue::enqueue(&ctx.db, &[task]).await {
-                    Ok(()) => ctx.wake.notify_one(),
+                    Ok(0) => {}
+                    Ok(_) => ctx.wake.notify_one(),
                     Err(error) => tracing::warn!(%error, "scheduling log retention failed"),
                 }
             }

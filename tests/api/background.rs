@@ -393,3 +393,37 @@ async fn after_a_write_the_next_stats_read_is_a_hit_with_the_new_numbers() {
     );
     assert_eq!(data["jobStats"]["total"], 5);
 }
+
+#[tokio::test]
+async fn writes_that_find_their_refresh_already_queued_wake_no_worker() {
+    // Slow polling and a late refresh: within the window below, the task
+    // pool only works when a write wakes it.
+    let app = TestApp::spawn_with(|c| {
+        c.tasks.poll = Duration::from_secs(30);
+        c.tasks.refresh_delay = Duration::from_secs(30);
+    })
+    .await;
+    let (token, _) = app.signup("Quiet", "quiet@example.com").await;
+    // Queues the team's refresh (due in 30 s) and wakes the workers once.
+    app.create_jobs(&token, "First", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = app
+        .metric("jobgraph_sql_statements_total{pool=\"tasks\"}")
+        .await;
+    // Each of these finds the refresh queued: nothing added, nobody woken
+    // (a wake-up costs a claim query on the tasks pool).
+    for i in 0..20 {
+        app.create_jobs(&token, &format!("More {i}"), 1).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = app
+        .metric("jobgraph_sql_statements_total{pool=\"tasks\"}")
+        .await;
+    // A periodic gauge or reaper tick may fall in the window; 20 wake-ups
+    // would be 20 claims.
+    assert!(
+        after - before < 5.0,
+        "{} statements on the tasks pool for 20 writes",
+        after - before
+    );
+}
