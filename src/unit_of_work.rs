@@ -219,12 +219,15 @@ impl UnitOfWork {
             wake: added > 0,
             // A delayed task (the coalesced refresh) is due later: wake the
             // workers then too, rather than at their next poll.
-            wake_later: self
-                .tasks
-                .iter()
-                .map(|t| t.delay)
-                .filter(|d| !d.is_zero() && added > 0)
-                .min(),
+            wake_later: if added > 0 {
+                self.tasks
+                    .iter()
+                    .map(|t| t.delay)
+                    .filter(|d| !d.is_zero())
+                    .min()
+            } else {
+                None
+            },
             events: self.events,
         };
         Ok((committed, follow_up))

@@ -64,7 +64,7 @@ const KEY_VERSION: &[u8; 3] = b"JG3";
 const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Who asks: the parts of the caller that can change an answer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scope {
     pub team_id: i64,
     pub role: Role,

@@ -716,9 +716,7 @@ impl Executor {
         let mut callers: Vec<(Scope, bool)> = Vec::new();
         for spec in self.cache.take_replays(team_id) {
             // Replay only as the caller is now: active, same team, same role.
-            let still = match callers.iter().find(|(seen, _)| {
-                seen.user_id == spec.scope.user_id && seen.role == spec.scope.role
-            }) {
+            let still = match callers.iter().find(|(seen, _)| *seen == spec.scope) {
                 Some((_, still)) => *still,
                 None => match db::users::find_any(db, spec.scope.user_id).await {
                     Ok(current) => {
