@@ -17,6 +17,7 @@ use sea_orm::{
 use super::{
     entities::{team, user},
     keyset::{self, Page, PageRequest},
+    shape::{self, ShapeKey},
 };
 
 /// What to read along.
@@ -162,24 +163,37 @@ where
     Ok((keyset::into_page(items, page), out))
 }
 
-/// One row of `select` with what comes along (no total).
-pub async fn one<E, C>(
+/// One row with what comes along (no total). `build` makes the row's
+/// select and its joins from `args` (the values that vary per call: ids);
+/// the statement's text is kept per `(name, along)` shape, so a repeated
+/// detail binds its values into text built once.
+pub async fn one<E, C, F>(
     db: &C,
-    select: Select<E>,
-    joins: Joins<E::Column>,
+    name: &'static str,
+    args: &[i64],
+    build: F,
     along: Along,
 ) -> Result<Option<(E::Model, Alongside)>, DbErr>
 where
     E: EntityTrait,
     C: ConnectionTrait,
+    F: Fn(&[i64]) -> (Select<E>, Joins<E::Column>),
 {
-    let mut q = select.into_query();
     let along = Along {
         total: false,
         ..along
     };
-    join::<E>(&mut q, E::default().into_iden(), joins, along);
-    let Some(row) = db.query_one(&q).await? else {
+    let key = ShapeKey {
+        name,
+        flags: u32::from(along.users) | (u32::from(along.team) << 1),
+    };
+    let statement = shape::statement(db.get_database_backend(), key, args, |args| {
+        let (select, joins) = build(args);
+        let mut q = select.into_query();
+        join::<E>(&mut q, E::default().into_iden(), joins, along);
+        q
+    });
+    let Some(row) = db.query_one_raw(statement).await? else {
         return Ok(None);
     };
     let mut out = Alongside::default();

@@ -223,11 +223,18 @@ pub async fn find_along(
 ) -> Result<Option<(Model, Alongside)>, DbErr> {
     super::along::one(
         db,
-        Jobs::find_by_id(id).filter(Column::TeamId.eq(team_id)),
-        Joins {
-            team_id,
-            user: Column::CreatedById,
-            team: Column::TeamId,
+        "jobs.find_along",
+        &[id, team_id],
+        |args| {
+            let (id, team_id) = (args[0], args[1]);
+            (
+                Jobs::find_by_id(id).filter(Column::TeamId.eq(team_id)),
+                Joins {
+                    team_id,
+                    user: Column::CreatedById,
+                    team: Column::TeamId,
+                },
+            )
         },
         along,
     )

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod queue;
 pub mod replicas;
 pub mod resumes;
+pub mod shape;
 
 pub mod teams;
 pub mod users;
