@@ -219,15 +219,13 @@ impl UnitOfWork {
             wake: added > 0,
             // A delayed task (the coalesced refresh) is due later: wake the
             // workers then too, rather than at their next poll.
-            wake_later: if added > 0 {
-                self.tasks
-                    .iter()
-                    .map(|t| t.delay)
-                    .filter(|d| !d.is_zero())
-                    .min()
-            } else {
-                None
-            },
+            wake_later: self
+                .tasks
+                .iter()
+                .map(|t| t.delay)
+                .filter(|d| !d.is_zero())
+                .min()
+                .filter(|_| added > 0),
             events: self.events,
         };
         Ok((committed, follow_up))
