@@ -157,11 +157,16 @@ async fn a_missed_request_is_one_trace_continuing_the_callers_with_its_parts_in_
                 .iter()
                 .filter(|s| hex(&s.trace_id) == read_trace)
                 .count();
+            // The HTTP span ends last and may come in a later export batch
+            // than its children.
+            let read_ended = spans
+                .iter()
+                .any(|s| hex(&s.trace_id) == read_trace && s.name == "POST /graphql");
             let linked = spans.iter().any(|s| {
                 s.name == "task resume.generate"
                     && s.links.iter().any(|l| hex(&l.trace_id) == write_trace)
             });
-            read >= 5 && linked
+            read >= 5 && read_ended && linked
         })
         .await;
     let read: Vec<&Span> = spans
