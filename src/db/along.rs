@@ -6,8 +6,8 @@
 //! SQL: a list page with its team and creators is one round trip.
 
 use sea_orm::{
-    ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable, QuerySelect,
-    QueryTrait, Select,
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable,
+    QueryFilter, QuerySelect, QueryTrait, Select,
     sea_query::{
         Alias, Asterisk, DynIden, Expr, ExprTrait, IntoIden, JoinType, Order, Query,
         QueryStatementBuilder, SelectStatement,
@@ -16,7 +16,7 @@ use sea_orm::{
 
 use super::{
     entities::{team, user},
-    keyset::{self, Page, PageRequest},
+    keyset::{self, Page, PageRequest, Rows},
     shape::{self, ShapeKey},
 };
 
@@ -107,17 +107,19 @@ fn split<M: FromQueryResult>(
     M::from_query_result(row, "")
 }
 
-/// One keyset page of `select` (ordered by `(sort, id)` columns) with what
+/// One keyset page of `rows` (ordered by `(sort, id)` columns) with what
 /// comes along, `total` being the subquery that counts the list. An empty
 /// page carries no total (the caller counts apart).
 ///
 /// The page is cut first, in a subquery of its own, and only its rows are
 /// joined: with the joins in the same query block the planner may walk the
 /// whole table's time index instead of the team's (fine for a large team,
-/// a full scan for a small one).
+/// a full scan for a small one). A parent's whole list is cut with
+/// [`keyset::keyset_in_parent`] and its page size written into the text, so
+/// PostgreSQL keeps one plan for it per connection and page size.
 pub async fn page<E, C>(
     db: &C,
-    select: Select<E>,
+    rows: Rows<E>,
     (sort_col, id_col): (E::Column, E::Column),
     page: &PageRequest,
     joins: Joins<E::Column>,
@@ -128,8 +130,31 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    let inner = keyset::keyset(select, sort_col, id_col, page)
-        .limit(page.limit + 1)
+    let backend = db.get_database_backend();
+    let (cut, literal_limit) = match rows {
+        Rows::Matching(select) => (keyset::keyset(*select, sort_col, id_col, page), false),
+        Rows::OfParent { column, id } if backend == DbBackend::Postgres => (
+            keyset::keyset_in_parent(column, id, sort_col, id_col, page),
+            true,
+        ),
+        // SQLite plans when it prepares, once per cached statement, and
+        // starts a later page at the cursor only with `parent = ?`.
+        Rows::OfParent { column, id } => (
+            keyset::keyset(
+                E::find().filter(Expr::col(column).eq(id)),
+                sort_col,
+                id_col,
+                page,
+            ),
+            false,
+        ),
+    };
+    let inner = cut
+        .limit(if literal_limit {
+            shape::INLINE_MARKER
+        } else {
+            page.limit + 1
+        })
         .into_query();
     let rows: DynIden = Alias::new("jg_page").into_iden();
     let order = if page.read_descending() {
@@ -154,7 +179,11 @@ where
             Alias::new("jg_total"),
         );
     }
-    let rows = db.query_all(&q).await?;
+    let mut statement = backend.build(&q);
+    if literal_limit {
+        shape::inline_integer(&mut statement, page.limit + 1);
+    }
+    let rows = db.query_all_raw(statement).await?;
     let mut out = Alongside::default();
     let items = rows
         .iter()

@@ -16,7 +16,7 @@ use super::{
     along::{Along, Alongside, Joins},
     entities::job::{Column, Entity as Jobs, Model},
     enums::JobStatus,
-    keyset::{self, Keyed, Page, PageRequest, SortKey, SortValue},
+    keyset::{self, Keyed, Page, PageRequest, Rows, SortKey, SortValue},
 };
 
 /// The most bind parameters one statement may carry (SQLite allows 32766,
@@ -193,9 +193,17 @@ pub async fn list_along(
                 .into_query()
         })
     });
+    let rows = if *filter == JobFilter::default() {
+        Rows::OfParent {
+            column: Column::TeamId,
+            id: team_id,
+        }
+    } else {
+        Rows::Matching(Box::new(filtered(team_id, filter)))
+    };
     let (page, mut alongside) = super::along::page(
         db,
-        filtered(team_id, filter),
+        rows,
         (sort_column(page.sort.key), Column::Id),
         page,
         Joins {

@@ -13,7 +13,7 @@ use super::{
     along::{Along, Alongside, Joins},
     entities::log::{Column, Entity as Logs, Model},
     enums::LogLevel,
-    keyset::{self, Keyed, Page, PageRequest, SortKey, SortValue},
+    keyset::{self, Keyed, Page, PageRequest, Rows, SortKey, SortValue},
 };
 
 impl Keyed for Model {
@@ -80,9 +80,17 @@ pub async fn list_along(
                 .into_query()
         })
     });
+    let rows = if *filter == LogFilter::default() {
+        Rows::OfParent {
+            column: Column::TeamId,
+            id: team_id,
+        }
+    } else {
+        Rows::Matching(Box::new(filtered(team_id, filter)))
+    };
     let (page, mut alongside) = super::along::page(
         db,
-        filtered(team_id, filter),
+        rows,
         (Column::CreatedAt, Column::Id),
         page,
         Joins {

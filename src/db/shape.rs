@@ -132,6 +132,90 @@ where
         .clone()
 }
 
+/// A bound value no caller binds (see [`inline_integer`]).
+pub const INLINE_MARKER: u64 = u64::MAX - 0x6a67;
+
+/// Writes `value` into `statement`'s text where the builder bound
+/// [`INLINE_MARKER`] (once), and drops that parameter. sea-query binds every
+/// value, a `LIMIT` included; a bound limit leaves PostgreSQL's generic plan
+/// guessing a tenth of the rows, so it never wins over a custom one. Only
+/// for integers the service chooses (a page size), never client text.
+pub fn inline_integer(statement: &mut Statement, value: u64) {
+    let Some(values) = statement.values.as_mut() else {
+        debug_assert!(false, "no bound values to inline");
+        return;
+    };
+    let Some(at) = values
+        .0
+        .iter()
+        .position(|v| *v == Value::BigUnsigned(Some(INLINE_MARKER)))
+    else {
+        debug_assert!(false, "the marker was not bound");
+        return;
+    };
+    values.0.remove(at);
+    statement.sql = rewrite_placeholder(
+        &statement.sql,
+        statement.db_backend,
+        at + 1,
+        &value.to_string(),
+    );
+}
+
+/// `sql` with its `nth` placeholder (1-based) replaced by `literal`; on
+/// PostgreSQL the later `$k` are renumbered. Quoted spans are copied as they
+/// are (sea-query binds every value, so only identifiers are quoted).
+fn rewrite_placeholder(sql: &str, backend: DbBackend, nth: usize, literal: &str) -> String {
+    let numbered = backend == DbBackend::Postgres;
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.char_indices().peekable();
+    let mut seen = 0;
+    let mut quote: Option<char> = None;
+    while let Some((_, c)) = chars.next() {
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            '$' if numbered => {
+                let mut digits = String::new();
+                while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                match digits.parse::<usize>() {
+                    Ok(k) if k == nth => out.push_str(literal),
+                    Ok(k) if k > nth => {
+                        out.push('$');
+                        out.push_str(&(k - 1).to_string());
+                    }
+                    _ => {
+                        out.push('$');
+                        out.push_str(&digits);
+                    }
+                }
+            }
+            '?' if !numbered => {
+                seen += 1;
+                if seen == nth {
+                    out.push_str(literal);
+                } else {
+                    out.push('?');
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
@@ -166,6 +250,39 @@ mod tests {
             assert_eq!(values[0], Value::BigInt(Some(9)));
             assert_eq!(values[1], Value::BigInt(Some(42)));
             assert_eq!(values.len(), 3);
+        }
+    }
+
+    #[test]
+    fn an_inlined_limit_is_written_into_the_text_and_later_parameters_renumbered() {
+        let inner = Query::select()
+            .column(Alias::new("id"))
+            .from(Alias::new("jobs"))
+            .and_where(Expr::col(Alias::new("team_id")).eq(3))
+            .limit(INLINE_MARKER)
+            .to_owned();
+        let outer = Query::select()
+            .column(Alias::new("id"))
+            .from_subquery(inner, Alias::new("p"))
+            .and_where(Expr::col(Alias::new("id")).gt(7))
+            .to_owned();
+        for (backend, want) in [
+            (
+                DbBackend::Postgres,
+                r#"SELECT "id" FROM (SELECT "id" FROM "jobs" WHERE "team_id" = $1 LIMIT 21) AS "p" WHERE "id" > $2"#,
+            ),
+            (
+                DbBackend::Sqlite,
+                r#"SELECT "id" FROM (SELECT "id" FROM "jobs" WHERE "team_id" = ? LIMIT 21) AS "p" WHERE "id" > ?"#,
+            ),
+        ] {
+            let mut statement = StatementBuilder::build(&outer, &backend);
+            inline_integer(&mut statement, 21);
+            assert_eq!(statement.sql, want);
+            assert_eq!(
+                statement.values.unwrap().0,
+                vec![Value::Int(Some(3)), Value::Int(Some(7))]
+            );
         }
     }
 }

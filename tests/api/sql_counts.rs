@@ -2,6 +2,7 @@
 //! size: every relation is fetched one batch per level.
 
 use crate::common::TestApp;
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 const NESTED: &str = r#"query($n: Int!) {
@@ -165,4 +166,86 @@ async fn a_list_page_a_detail_and_a_log_page_with_what_they_nest_are_one_stateme
     assert_eq!(n, 1.0, "log page");
     assert!(data["logs"]["totalCount"].as_u64().unwrap() >= 3);
     assert!(data["logs"]["nodes"][0]["user"]["name"].is_string());
+}
+
+/// PostgreSQL keeps one plan for a team's unfiltered list page (first page
+/// and later pages) instead of planning it again on every call: the plan
+/// (a third of a millisecond) cost more than running it.
+#[tokio::test]
+async fn postgres_plans_the_unfiltered_list_page_once_per_connection() {
+    if crate::common::postgres_url().is_none() {
+        // Plan caching is PostgreSQL's; the PostgreSQL pass of `.ci/run`
+        // runs this (README, tests).
+        return;
+    }
+    // One connection, so the statistics read below are the requests'.
+    let app = TestApp::spawn_with(|c| {
+        c.cache.enabled = false;
+        c.database.max_connections = Some(1);
+    })
+    .await;
+    let (admin, _) = app.signup("Planned", "admin@example.com").await;
+    app.create_jobs(&admin, "Job", 30).await;
+    let (other, _) = app.signup("Small", "small@example.com").await;
+    app.create_jobs(&other, "Job", 2).await;
+    // Ten teams, nine of them large and written to at the same times, and
+    // statistics that tell them apart: with the list written as
+    // `team_id = $1 … LIMIT $2`, a plan made with a large team's values
+    // looks cheaper than any one plan for every team, and PostgreSQL
+    // planned every call (as on the bench data).
+    let db = app.state.db();
+    for sql in [
+        "INSERT INTO jobs (team_id, created_by_id, title, company, status, created_at, updated_at) \
+         SELECT team_id, created_by_id, 'Older', company, status, \
+                created_at - g * interval '1 minute', updated_at - g * interval '1 minute' \
+         FROM jobs, generate_series(1, 3000) g WHERE id = (SELECT min(id) FROM jobs)",
+        "INSERT INTO teams (name, slug, created_at) \
+         SELECT 'Busy ' || g, 'busy-' || g, now() FROM generate_series(1, 8) g",
+        "INSERT INTO jobs (team_id, created_by_id, title, company, status, created_at, updated_at) \
+         SELECT t.id, (SELECT min(id) FROM users), 'Busy', 'Acme', 'SAVED', \
+                now() - g * interval '1 minute', now() \
+         FROM teams t, generate_series(1, 3000) g WHERE t.slug LIKE 'busy-%'",
+        "ANALYZE",
+    ] {
+        db.execute_unprepared(sql).await.unwrap();
+    }
+
+    const PAGE: &str = "query($after: String) { jobs(first: 5, after: $after) { totalCount pageInfo { endCursor } nodes { title createdBy { name } team { name } } } }";
+    for round in 0..8 {
+        for token in [&admin, &other] {
+            let first = app.ok(token, PAGE, json!({ "after": null })).await;
+            let cursor = first["jobs"]["pageInfo"]["endCursor"].clone();
+            let next = app.ok(token, PAGE, json!({ "after": cursor })).await;
+            let (n, more) = if token == &admin { (3030, 5) } else { (2, 0) };
+            assert_eq!(first["jobs"]["totalCount"], n, "round {round}");
+            assert_eq!(next["jobs"]["nodes"].as_array().unwrap().len(), more);
+        }
+    }
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements \
+             WHERE statement LIKE '%jg_page%' AND statement LIKE '%FROM \"jobs\"%' \
+             AND statement NOT LIKE '%pg_prepared_statements%'",
+        ))
+        .await
+        .unwrap();
+    let plans: Vec<(String, i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+                r.try_get_by_index(2).unwrap(),
+            )
+        })
+        .collect();
+    // The first page and the page after a cursor: 16 runs each.
+    assert_eq!(plans.len(), 2, "{plans:#?}");
+    for (statement, generic, custom) in &plans {
+        assert!(
+            *custom <= 5 && *generic >= 11,
+            "planned {custom} times with the values, ran the kept plan {generic} times: {statement}"
+        );
+    }
 }
