@@ -14,6 +14,7 @@ mod m20261203_000005_token_version;
 mod m20261207_000006_task_trace_context;
 pub mod m20261207_000007_counters;
 mod m20261207_000008_counts_at_commit;
+mod m20261207_000009_count_deltas_once_per_transaction;
 
 /// Applies jobgraph's migrations in order.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000006_task_trace_context::Migration),
             Box::new(m20261207_000007_counters::Migration),
             Box::new(m20261207_000008_counts_at_commit::Migration),
+            Box::new(m20261207_000009_count_deltas_once_per_transaction::Migration),
         ]
     }
 }

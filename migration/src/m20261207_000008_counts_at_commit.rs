@@ -32,23 +32,9 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() != DatabaseBackend::Postgres {
             return Ok(());
         }
-        let apply: String = COUNTERS
-            .iter()
-            .map(|(counter, table, key)| {
-                format!(
-                    "WITH taken AS (DELETE FROM count_deltas \
-                       WHERE tx = pg_current_xact_id() AND counter = {counter} \
-                       RETURNING team_id, key, n) \
-                     INSERT INTO {table} (team_id, {key}, n) \
-                       SELECT team_id, key, SUM(n) FROM taken GROUP BY team_id, key \
-                       HAVING SUM(n) <> 0 ORDER BY team_id, key \
-                     ON CONFLICT (team_id, {key}) DO UPDATE SET n = {table}.n + excluded.n;\n"
-                )
-            })
-            .collect();
         manager
             .get_connection()
-            .execute_unprepared(&UP_POSTGRES.replace("{APPLY}", &apply))
+            .execute_unprepared(&UP_POSTGRES.replace("{APPLY}", &apply_statements()))
             .await?;
         Ok(())
     }
@@ -62,6 +48,25 @@ impl MigrationTrait for Migration {
         db.execute_unprepared(POSTGRES_TRIGGERS).await?;
         Ok(())
     }
+}
+
+/// The statements that fold the current transaction's deltas into the
+/// counters and delete them: one per counter table, in table and key order.
+pub(crate) fn apply_statements() -> String {
+    COUNTERS
+        .iter()
+        .map(|(counter, table, key)| {
+            format!(
+                "WITH taken AS (DELETE FROM count_deltas \
+                   WHERE tx = pg_current_xact_id() AND counter = {counter} \
+                   RETURNING team_id, key, n) \
+                 INSERT INTO {table} (team_id, {key}, n) \
+                   SELECT team_id, key, SUM(n) FROM taken GROUP BY team_id, key \
+                   HAVING SUM(n) <> 0 ORDER BY team_id, key \
+                 ON CONFLICT (team_id, {key}) DO UPDATE SET n = {table}.n + excluded.n;\n"
+            )
+        })
+        .collect()
 }
 
 /// `count_deltas.counter` and the counter table and key it feeds, in the

@@ -174,27 +174,38 @@ async fn writes_around_the_service_are_counted_and_repair_recomputes() {
     assert!(jobgraph::db::counters::drift(db).await.unwrap().is_empty());
 }
 
+/// On PostgreSQL, an app with a team of one job and its admin's token;
+/// `None` on SQLite (the PostgreSQL pass of `.ci/run` runs these tests:
+/// README, tests).
+async fn postgres_team_with_a_job(team: &str, email: &str) -> Option<(TestApp, String)> {
+    crate::common::postgres_url()?;
+    let app = TestApp::spawn().await;
+    let (token, _) = app.signup(team, email).await;
+    app.create_jobs(&token, "Job", 1).await;
+    Some((app, token))
+}
+
+/// The one number `sql` selects.
+async fn scalar(db: &impl ConnectionTrait, sql: &str) -> i64 {
+    db.query_one_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        sql,
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index(0)
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_writer_with_an_open_transaction_does_not_hold_up_its_teams_other_writers() {
-    if crate::common::postgres_url().is_none() {
-        // SQLite has one writer at a time by design (BEGIN IMMEDIATE); the
-        // PostgreSQL pass of `.ci/run` runs this (README, tests).
+    // SQLite has one writer at a time by design (BEGIN IMMEDIATE).
+    let Some((app, token)) = postgres_team_with_a_job("Busy", "busy@example.com").await else {
         return;
-    }
-    let app = TestApp::spawn().await;
-    let (token, _) = app.signup("Busy", "busy@example.com").await;
-    app.create_jobs(&token, "Job", 1).await;
+    };
     let db = app.state.db();
-    let team: i64 = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT team_id FROM jobs LIMIT 1",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index(0)
-        .unwrap();
+    let team = scalar(db, "SELECT team_id FROM jobs LIMIT 1").await;
     // A transaction that inserted a job (and a log entry) of the team and
     // has not committed yet: it changes the same counters as the writes below.
     let open = db.begin().await.unwrap();
@@ -228,4 +239,61 @@ async fn a_writer_with_an_open_transaction_does_not_hold_up_its_teams_other_writ
     assert!(drift.is_empty(), "{drift:?}");
     let data = app.ok(&token, "{ jobStats { total } }", json!({})).await;
     assert_eq!(data["jobStats"]["total"], 5);
+}
+
+/// PostgreSQL folds a transaction's counter deltas once, at COMMIT, however
+/// many statements wrote them — also when the transaction applied them
+/// early (`SET CONSTRAINTS ALL IMMEDIATE`) and wrote more afterwards, or
+/// rolled a savepoint back. (Folding once per delta row made a transaction
+/// of many distinct companies cost the square of their number at COMMIT.)
+#[tokio::test]
+async fn one_transactions_deltas_are_folded_once_whatever_it_did_in_between() {
+    // SQLite counts in row triggers, with nothing deferred.
+    let Some((app, token)) = postgres_team_with_a_job("Bulk", "bulk@example.com").await else {
+        return;
+    };
+    let db = app.state.db();
+    // Three statements of 1,000 jobs, each with a company of its own.
+    let insert = |tag: &str| {
+        format!(
+            "INSERT INTO jobs (team_id, created_by_id, title, company, status, created_at, updated_at) \
+             SELECT team_id, created_by_id, 'Bulk', '{tag}-' || g, status, now(), now() \
+             FROM jobs, generate_series(1, 1000) g WHERE id = (SELECT min(id) FROM jobs)"
+        )
+    };
+    let txn = db.begin().await.unwrap();
+    for sql in [
+        insert("first"),
+        "SET CONSTRAINTS ALL IMMEDIATE".into(),
+        "SET CONSTRAINTS ALL DEFERRED".into(),
+        insert("second"),
+        "SAVEPOINT undone".into(),
+        insert("undone"),
+        "ROLLBACK TO SAVEPOINT undone".into(),
+        insert("third"),
+        "UPDATE jobs SET status = 'applied' WHERE company LIKE 'second-%'".into(),
+        "DELETE FROM jobs WHERE company LIKE 'third-1%'".into(),
+    ] {
+        txn.execute_unprepared(&sql).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+
+    assert!(
+        jobgraph::db::counters::drift(db).await.unwrap().is_empty(),
+        "counters differ from a recount"
+    );
+    for table in ["count_deltas", "count_delta_txs"] {
+        let left = scalar(db, &format!("SELECT COUNT(*) FROM {table}")).await;
+        assert_eq!(left, 0, "{table} keeps rows after COMMIT");
+    }
+    let data = app
+        .ok(
+            &token,
+            "{ jobs(first: 1) { totalCount } applied: jobs(first: 1, filter: { status: APPLIED }) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    // 1 + 3 × 1,000 − the 112 deleted (third-1, -10…19, -100…199, -1000).
+    assert_eq!(data["jobs"]["totalCount"], 2889, "{data}");
+    assert_eq!(data["applied"]["totalCount"], 1000, "{data}");
 }
