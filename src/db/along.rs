@@ -6,8 +6,7 @@
 //! SQL: a list page with its team and creators is one round trip.
 
 use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable,
-    QueryFilter, QuerySelect, QueryTrait, Select,
+    ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable, QueryTrait, Select,
     sea_query::{
         Alias, Asterisk, DynIden, Expr, ExprTrait, IntoIden, JoinType, Order, Query,
         QueryStatementBuilder, SelectStatement,
@@ -114,9 +113,7 @@ fn split<M: FromQueryResult>(
 /// The page is cut first, in a subquery of its own, and only its rows are
 /// joined: with the joins in the same query block the planner may walk the
 /// whole table's time index instead of the team's (fine for a large team,
-/// a full scan for a small one). A parent's whole list is cut with
-/// [`keyset::keyset_in_parent`] and its page size written into the text, so
-/// PostgreSQL keeps one plan for it per connection and page size.
+/// a full scan for a small one). [`keyset::cut`] says how the page is cut.
 pub async fn page<E, C>(
     db: &C,
     rows: Rows<E>,
@@ -131,31 +128,7 @@ where
     C: ConnectionTrait,
 {
     let backend = db.get_database_backend();
-    let (cut, literal_limit) = match rows {
-        Rows::Matching(select) => (keyset::keyset(*select, sort_col, id_col, page), false),
-        Rows::OfParent { column, id } if backend == DbBackend::Postgres => (
-            keyset::keyset_in_parent(column, id, sort_col, id_col, page),
-            true,
-        ),
-        // SQLite plans when it prepares, once per cached statement, and
-        // starts a later page at the cursor only with `parent = ?`.
-        Rows::OfParent { column, id } => (
-            keyset::keyset(
-                E::find().filter(Expr::col(column).eq(id)),
-                sort_col,
-                id_col,
-                page,
-            ),
-            false,
-        ),
-    };
-    let inner = cut
-        .limit(if literal_limit {
-            shape::INLINE_MARKER
-        } else {
-            page.limit + 1
-        })
-        .into_query();
+    let keyset::Cut { query: cut, text } = keyset::cut(rows, backend, sort_col, id_col, page);
     let rows: DynIden = Alias::new("jg_page").into_iden();
     let order = if page.read_descending() {
         Order::Desc
@@ -164,7 +137,7 @@ where
     };
     let mut q = Query::select()
         .column((rows.clone(), Asterisk))
-        .from_subquery(inner, rows.clone())
+        .from_subquery(cut, rows.clone())
         .order_by((rows.clone(), sort_col), order.clone())
         .order_by((rows.clone(), id_col), order)
         .to_owned();
@@ -179,11 +152,7 @@ where
             Alias::new("jg_total"),
         );
     }
-    let mut statement = backend.build(&q);
-    if literal_limit {
-        shape::inline_integer(&mut statement, page.limit + 1);
-    }
-    let rows = db.query_all_raw(statement).await?;
+    let rows = db.query_all_raw(text.statement(backend, &q)).await?;
     let mut out = Alongside::default();
     let items = rows
         .iter()

@@ -157,23 +157,6 @@ pub async fn by_ids(
         .await
 }
 
-/// One keyset page of the team's jobs.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    team_id: i64,
-    filter: &JobFilter,
-    page: &PageRequest,
-) -> Result<Page<Model>, DbErr> {
-    keyset::fetch_page(
-        db,
-        filtered(team_id, filter),
-        sort_column(page.sort.key),
-        Column::Id,
-        page,
-    )
-    .await
-}
-
 /// One keyset page of the team's jobs and, in the same statement, what the
 /// request selects beside it: creators, the team, and `totalCount` (from
 /// the counters when the filter allows, else counted in a subquery). One
@@ -193,17 +176,13 @@ pub async fn list_along(
                 .into_query()
         })
     });
-    let rows = if *filter == JobFilter::default() {
-        Rows::OfParent {
-            column: Column::TeamId,
-            id: team_id,
-        }
-    } else {
-        Rows::Matching(Box::new(filtered(team_id, filter)))
-    };
     let (page, mut alongside) = super::along::page(
         db,
-        rows,
+        Rows::of_parent_or(
+            Column::TeamId,
+            team_id,
+            (*filter != JobFilter::default()).then(|| filtered(team_id, filter)),
+        ),
         (sort_column(page.sort.key), Column::Id),
         page,
         Joins {

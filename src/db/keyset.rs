@@ -8,12 +8,14 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Value,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement, Value,
     sea_query::{
         Asterisk, Expr, ExprTrait, Func, JoinType, Order, Query, QueryStatementBuilder,
-        WindowStatement,
+        SelectStatement, WindowStatement,
     },
 };
+
+use super::shape;
 
 /// The column a list is ordered by (then by `id`, which breaks ties).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -195,7 +197,7 @@ impl<M> Default for Page<M> {
 }
 
 /// Adds the keyset condition and ordering (no limit) for `page`.
-pub fn keyset<E: EntityTrait>(
+fn keyset<E: EntityTrait>(
     select: Select<E>,
     sort_col: E::Column,
     id_col: E::Column,
@@ -251,6 +253,82 @@ pub enum Rows<E: EntityTrait> {
     OfParent { column: E::Column, id: i64 },
 }
 
+impl<E: EntityTrait> Rows<E> {
+    /// The rows of `filtered` when a filter applies, else all the parent's.
+    pub fn of_parent_or(column: E::Column, id: i64, filtered: Option<Select<E>>) -> Self {
+        match filtered {
+            Some(select) => Rows::Matching(Box::new(select)),
+            None => Rows::OfParent { column, id },
+        }
+    }
+}
+
+/// A page cut from its rows: the keyset condition, the order and the
+/// `limit + 1` rows to read, to run alone or inside a larger query.
+pub struct Cut {
+    pub query: SelectStatement,
+    pub text: CutText,
+}
+
+/// How a cut's statement is written: with its page size in the text or
+/// bound.
+pub struct CutText {
+    inline_limit: Option<u64>,
+}
+
+impl CutText {
+    /// The statement of `query` (the cut's, or one built around it) on
+    /// `backend`, with the page size written into the text where the cut
+    /// asked for it.
+    pub fn statement(&self, backend: DatabaseBackend, query: &SelectStatement) -> Statement {
+        let mut statement = backend.build(query);
+        if let Some(limit) = self.inline_limit {
+            shape::inline_integer(&mut statement, limit);
+        }
+        statement
+    }
+}
+
+/// Cuts `page` from `rows`, ordered by `(sort, id)`. A parent's whole list
+/// takes [`keyset_in_parent`] on PostgreSQL, with its page size written
+/// into the text, so PostgreSQL keeps one plan for it per connection and
+/// page size. SQLite plans when it prepares (once per cached statement) and
+/// starts a later page at the cursor only with `parent = ?`, so it keeps
+/// the plain form.
+pub fn cut<E: EntityTrait>(
+    rows: Rows<E>,
+    backend: DatabaseBackend,
+    sort_col: E::Column,
+    id_col: E::Column,
+    page: &PageRequest,
+) -> Cut {
+    // No early return for `limit == 0`: the one extra row still tells
+    // whether anything lies beyond, which Relay's `hasNextPage` reports.
+    let limit = page.limit + 1;
+    let (select, inline_limit) = match rows {
+        Rows::OfParent { column, id } if backend == DatabaseBackend::Postgres => (
+            keyset_in_parent(column, id, sort_col, id_col, page),
+            Some(limit),
+        ),
+        Rows::OfParent { column, id } => (
+            keyset(
+                E::find().filter(Expr::col(column).eq(id)),
+                sort_col,
+                id_col,
+                page,
+            ),
+            None,
+        ),
+        Rows::Matching(select) => (keyset(*select, sort_col, id_col, page), None),
+    };
+    Cut {
+        query: select
+            .limit(inline_limit.map_or(limit, |_| shape::INLINE_MARKER))
+            .into_query(),
+        text: CutText { inline_limit },
+    }
+}
+
 /// The parent's id as an uncorrelated subquery: `(SELECT CAST($n AS BIGINT))`.
 /// PostgreSQL does not look inside it when planning, so a plan made with the
 /// value in hand costs the same as the plan made without it.
@@ -282,7 +360,7 @@ fn opaque_id(id: i64) -> Expr {
 /// generic one is kept and the statement is planned once per connection.
 /// The cursor compares `(parent, sort, id)`, so a later page starts at the
 /// cursor in the index instead of skipping from the parent's end.
-pub fn keyset_in_parent<E: EntityTrait>(
+fn keyset_in_parent<E: EntityTrait>(
     parent_col: E::Column,
     parent_id: i64,
     sort_col: E::Column,
@@ -301,10 +379,10 @@ pub fn keyset_in_parent<E: EntityTrait>(
     )
 }
 
-/// Reads one page of `select` in `page`'s order, with one statement.
+/// Reads one page of `rows` in `page`'s order, with one statement.
 pub async fn fetch_page<E, C>(
     db: &C,
-    select: Select<E>,
+    rows: Rows<E>,
     sort_col: E::Column,
     id_col: E::Column,
     page: &PageRequest,
@@ -313,10 +391,10 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    // No early return for `limit == 0`: the one extra row still tells
-    // whether anything lies beyond, which Relay's `hasNextPage` reports.
-    let items = keyset(select, sort_col, id_col, page)
-        .limit(page.limit + 1)
+    let backend = db.get_database_backend();
+    let Cut { query, text } = cut(rows, backend, sort_col, id_col, page);
+    let items = E::find()
+        .from_raw_sql(text.statement(backend, &query))
         .all(db)
         .await?;
     Ok(into_page(items, page))

@@ -46,23 +46,6 @@ fn filtered(team_id: i64, filter: &LogFilter) -> Select<Logs> {
         .apply_if(filter.until, |q, t| q.filter(Column::CreatedAt.lt(t)))
 }
 
-/// One keyset page of the team's log, newest first.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    team_id: i64,
-    filter: &LogFilter,
-    page: &PageRequest,
-) -> Result<Page<Model>, DbErr> {
-    keyset::fetch_page(
-        db,
-        filtered(team_id, filter),
-        Column::CreatedAt,
-        Column::Id,
-        page,
-    )
-    .await
-}
-
 /// One keyset page of the team's log, newest first, with the entries'
 /// users, the team and the total read in the same statement when asked.
 pub async fn list_along(
@@ -80,17 +63,13 @@ pub async fn list_along(
                 .into_query()
         })
     });
-    let rows = if *filter == LogFilter::default() {
-        Rows::OfParent {
-            column: Column::TeamId,
-            id: team_id,
-        }
-    } else {
-        Rows::Matching(Box::new(filtered(team_id, filter)))
-    };
     let (page, mut alongside) = super::along::page(
         db,
-        rows,
+        Rows::of_parent_or(
+            Column::TeamId,
+            team_id,
+            (*filter != LogFilter::default()).then(|| filtered(team_id, filter)),
+        ),
         (Column::CreatedAt, Column::Id),
         page,
         Joins {

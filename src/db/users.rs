@@ -14,7 +14,7 @@ use sea_orm::{
 use super::{
     entities::user::{ActiveModel, Column, Entity as Users, Model},
     enums::Role,
-    keyset::{self, Keyed, Page, PageRequest, SortKey, SortValue},
+    keyset::{self, Keyed, Page, PageRequest, Rows, SortKey, SortValue},
 };
 
 impl Keyed for Model {
@@ -93,7 +93,11 @@ pub async fn list(
 ) -> Result<Page<Model>, DbErr> {
     keyset::fetch_page(
         db,
-        filtered(team_id, filter),
+        Rows::of_parent_or(
+            Column::TeamId,
+            team_id,
+            (*filter != UserFilter::default()).then(|| filtered(team_id, filter)),
+        ),
         Column::CreatedAt,
         Column::Id,
         page,
